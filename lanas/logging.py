@@ -1,0 +1,120 @@
+"""Experiment trackers behind one small interface. Local results never depend on them.
+
+Every tracker call is guarded: a tracker that fails (no account, no network, a crash inside the
+library) is reported once on stderr and switched off, and the run goes on.
+"""
+
+from __future__ import annotations
+
+import csv
+import netrc
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+
+class RunLogger:
+    """Does nothing; the base of the real loggers."""
+
+    def start(self, config: dict[str, Any], out_dir: Path, name: str, group: str | None = None,
+              tags: list[str] | None = None) -> None:
+        pass
+
+    def log(self, step: int, metrics: dict[str, float]) -> None:
+        pass
+
+    def finish(self, summary: dict[str, Any]) -> None:
+        pass
+
+
+class NullLogger(RunLogger):
+    """``logger=none``."""
+
+
+class CsvLogger(RunLogger):
+    """``logger=csv``: metrics against the number of samples in ``metrics.csv``."""
+
+    def start(self, config, out_dir, name, group=None, tags=None) -> None:
+        self._handle = open(Path(out_dir) / "metrics.csv", "w", newline="")
+        self._writer: csv.DictWriter | None = None
+
+    def log(self, step: int, metrics: dict[str, float]) -> None:
+        row = {"samples": step, **metrics}
+        if self._writer is None:
+            self._writer = csv.DictWriter(self._handle, fieldnames=list(row))
+            self._writer.writeheader()
+        self._writer.writerow(row)
+
+    def finish(self, summary: dict[str, Any]) -> None:
+        self._handle.close()
+
+
+def wandb_has_credentials() -> bool:
+    """Whether the user configured wandb for online use (API key in env or in ~/.netrc)."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    try:
+        return netrc.netrc().authenticators("api.wandb.ai") is not None
+    except (OSError, netrc.NetrcParseError):
+        return False
+
+
+class WandbLogger(RunLogger):
+    """``logger=wandb``: offline unless the user configured wandb (``WANDB_MODE`` or credentials).
+
+    Offline runs land in ``<run dir>/wandb`` and can be uploaded later with ``wandb sync``.
+    """
+
+    def __init__(self, project: str = "lanas", entity: str | None = None, mode: str | None = None,
+                 log_every: int = 1) -> None:
+        self.project = project
+        self.entity = entity
+        self.mode = mode
+        self.log_every = max(1, int(log_every))
+        self._run = None
+
+    def _fail(self, what: str, err: BaseException) -> None:
+        print(f"warning: wandb {what} failed ({type(err).__name__}: {err}); "
+              "continuing without wandb, local results are unaffected", file=sys.stderr)
+        self._run = None
+
+    def resolved_mode(self) -> str:
+        if self.mode:
+            return self.mode
+        if os.environ.get("WANDB_MODE"):
+            return os.environ["WANDB_MODE"]
+        return "online" if wandb_has_credentials() else "offline"
+
+    def start(self, config, out_dir, name, group=None, tags=None) -> None:
+        try:
+            import wandb
+
+            self._run = wandb.init(
+                project=self.project, entity=self.entity, mode=self.resolved_mode(), dir=str(out_dir),
+                name=name, group=group, tags=tags, config=config, reinit="finish_previous",
+                settings=wandb.Settings(silent=True, console="off", x_disable_stats=True),
+            )
+            self._run.define_metric("samples")
+            self._run.define_metric("*", step_metric="samples")
+        except Exception as err:  # noqa: BLE001 - any tracker failure must not stop the search
+            self._fail("init", err)
+
+    def log(self, step: int, metrics: dict[str, float]) -> None:
+        if self._run is None or step % self.log_every:
+            return
+        try:
+            self._run.log({"samples": step, **metrics})
+        except Exception as err:  # noqa: BLE001
+            self._fail("log", err)
+
+    def finish(self, summary: dict[str, Any]) -> None:
+        if self._run is None:
+            return
+        try:
+            for key, value in summary.items():
+                if isinstance(value, (int, float, str)) or value is None:
+                    self._run.summary[key] = value
+            self._run.finish()
+        except Exception as err:  # noqa: BLE001
+            self._fail("finish", err)

@@ -1,0 +1,94 @@
+"""What a search space offers to searchers.
+
+Searchers see numbers, not strings: :meth:`SearchSpace.encode` turns architectures into rows of a
+float matrix, so a regression tree or a Gaussian process works on any space. Strings exist for
+humans and files (:meth:`to_string` / :meth:`from_string`).
+
+A :class:`FiniteSearchSpace` can be enumerated. Its architectures are integer positions in the
+enumerated pool, which lets searchers score every candidate with one matrix product.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+Arch = Any
+
+
+class SearchSpace(ABC):
+    """A set of architectures that can be sampled, encoded, mutated and named."""
+
+    name: str = "space"
+
+    @property
+    @abstractmethod
+    def dim(self) -> int:
+        """Length of an encoding row."""
+
+    @abstractmethod
+    def sample(self, rng: np.random.Generator, n: int = 1) -> list[Arch]:
+        """Draw ``n`` architectures uniformly at random (with replacement)."""
+
+    @abstractmethod
+    def encode(self, archs: Sequence[Arch]) -> np.ndarray:
+        """Encodings as a float matrix, one row per architecture."""
+
+    @abstractmethod
+    def mutate(self, arch: Arch, rng: np.random.Generator) -> Arch:
+        """A different architecture one elementary change away from ``arch``."""
+
+    @abstractmethod
+    def to_string(self, arch: Arch) -> str:
+        """Human-readable, parseable name of ``arch``."""
+
+    @abstractmethod
+    def from_string(self, text: str) -> Arch:
+        """Inverse of :meth:`to_string`; raises ``InvalidArchitectureError``."""
+
+    def arch_id(self, arch: Arch) -> str:
+        """Stable identifier: equal for equal architectures, across runs and machines."""
+        return self.to_string(arch)
+
+    @property
+    def is_finite(self) -> bool:
+        return False
+
+
+class FiniteSearchSpace(SearchSpace):
+    """A space small enough to enumerate; architectures are ``int`` positions in the pool."""
+
+    _features: np.ndarray | None = None
+
+    @property
+    def is_finite(self) -> bool:
+        return True
+
+    @abstractmethod
+    def __len__(self) -> int:
+        """Number of architectures in the pool."""
+
+    @abstractmethod
+    def _build_features(self) -> np.ndarray:
+        """Encoding of the whole pool, shape ``(len(self), dim)``."""
+
+    def features(self) -> np.ndarray:
+        """Encoding of every architecture of the pool (computed once, read-only)."""
+        if self._features is None:
+            features = np.ascontiguousarray(self._build_features(), dtype=np.float32)
+            features.setflags(write=False)
+            self._features = features
+        return self._features
+
+    def encode(self, archs: Sequence[Arch]) -> np.ndarray:
+        return self.features()[np.asarray(archs, dtype=np.int64)]
+
+    def sample(self, rng: np.random.Generator, n: int = 1) -> list[Arch]:
+        return [int(i) for i in rng.integers(len(self), size=n)]
+
+    def enumerate(self) -> np.ndarray:
+        """Every architecture of the pool."""
+        return np.arange(len(self), dtype=np.int64)
