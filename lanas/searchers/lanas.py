@@ -42,19 +42,18 @@ FALLBACKS = ("first_nonempty", "random")
 def fit_linear(X: np.ndarray, y: np.ndarray, alpha: float = 0.0) -> tuple[np.ndarray, float]:
     """Least squares (``alpha = 0``, minimum-norm solution) or ridge with an unpenalised intercept.
 
-    Closed form on centred data: with an intercept, the mean prediction on the training samples
-    equals their mean reward exactly.
+    Closed form on centred data through the d x d Gram matrix (d is small, the sample count is not):
+    ``w = pinv(Xc' Xc + alpha I) Xc' yc``, which is the minimum-norm least-squares solution for
+    ``alpha = 0``. With an intercept, the mean prediction on the training samples equals their mean
+    reward exactly.
     """
     x_mean = X.mean(axis=0)
     y_mean = float(y.mean())
     Xc = X - x_mean
-    yc = y - y_mean
+    gram = Xc.T @ Xc
     if alpha > 0:
-        gram = Xc.T @ Xc
         gram[np.diag_indices_from(gram)] += alpha
-        w = np.linalg.solve(gram, Xc.T @ yc)
-    else:
-        w = np.linalg.lstsq(Xc, yc, rcond=None)[0]
+    w = np.linalg.pinv(gram, rcond=1e-10, hermitian=True) @ (Xc.T @ (y - y_mean))
     return w, y_mean - float(x_mean @ w)
 
 
@@ -159,22 +158,56 @@ class LaNAS(Searcher):
             node_of[members] = np.where(score >= self.threshold[node], 2 * node + 1, 2 * node + 2)
 
         self.leaf_of = self._route(self.space.features())
+        self._index_leaves()
         self._fitted_at = self.num_told
         self.num_refits += 1
 
-    def _route(self, X: np.ndarray) -> np.ndarray:
-        """Leaf of each encoding row, following the learned constraints from the root."""
-        node = np.zeros(len(X), dtype=np.int64)
-        rows = np.arange(len(X))
-        W = self.W.astype(X.dtype)
-        b = self.b.astype(X.dtype)
-        for level in range(self.tree_height - 1):
-            first, last = 2**level - 1, 2 ** (level + 1) - 1
-            pred = X @ W[first:last].T + b[first:last]  # one column per node of this level
-            value = pred[rows, node - first]
-            good = value >= self.threshold[node].astype(X.dtype)
-            node = 2 * node + np.where(good, 1, 2)
-        return node
+    def _route(self, X: np.ndarray, chunk: int = 65_536) -> np.ndarray:
+        """Leaf of each encoding row, following the learned constraints from the root.
+
+        One matrix product per block of rows scores every internal node at once (cheaper than one
+        pass over ``X`` per level); the walk down the tree then only gathers booleans.
+        """
+        W = self.W.T.astype(X.dtype)
+        offset = (self.threshold - self.b).astype(X.dtype)  # good  <=>  x.w + b >= threshold
+        leaves = np.empty(len(X), dtype=np.int64)
+        for lo in range(0, len(X), chunk):
+            block = X[lo : lo + chunk]
+            good = (block @ W) >= offset
+            rows = np.arange(len(block))
+            node = np.zeros(len(block), dtype=np.int64)
+            for _ in range(self.tree_height - 1):
+                node = 2 * node + 2 - good[rows, node]
+            leaves[lo : lo + chunk] = node
+        return leaves
+
+    def _index_leaves(self) -> None:
+        """Group the free candidates by leaf: one segment of ``_members`` per leaf.
+
+        Draws swap the drawn entry to the end of its segment's live part, so a draw costs O(1)
+        instead of a scan of the pool; entries taken by other means are dropped when drawn.
+        """
+        free = np.flatnonzero(~self._pool.taken)
+        leaf_index = (self.leaf_of[free] - self.num_internal).astype(np.int16)  # int16: radix sort
+        order = np.argsort(leaf_index, kind="stable")
+        self._members = free[order]
+        counts = np.bincount(leaf_index, minlength=self.num_nodes - self.num_internal)
+        self._seg_start = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        self._seg_live = counts.copy()
+
+    def _draw_from_leaf(self, leaf: int) -> int | None:
+        k = leaf - self.num_internal
+        start = int(self._seg_start[k])
+        while self._seg_live[k] > 0:
+            live = int(self._seg_live[k])
+            j = start + int(self.rng.integers(live))
+            last = start + live - 1
+            arch = int(self._members[j])
+            self._members[j], self._members[last] = self._members[last], arch
+            self._seg_live[k] -= 1
+            if not self._pool.taken[arch]:
+                return arch
+        return None
 
     # ------------------------------------------------------------------ searching
     def select(self) -> list[int]:
@@ -193,7 +226,7 @@ class LaNAS(Searcher):
 
     def _sample_from_tree(self) -> tuple[int, int]:
         leaf = self.select()[-1]
-        arch = self._pool.draw(self.rng, within=self.leaf_of == leaf)
+        arch = self._draw_from_leaf(leaf)
         if arch is None:
             arch, leaf = self._fallback()
         return arch, leaf
@@ -205,11 +238,11 @@ class LaNAS(Searcher):
         still has candidates; ``random`` draws uniformly among all remaining candidates.
         """
         self.num_fallbacks += 1
-        free = ~self._pool.taken
         if self.leaf_fallback == "first_nonempty":
-            counts = np.bincount(self.leaf_of[free], minlength=self.num_nodes)
-            leaf = int(np.flatnonzero(counts[self.num_internal:])[0] + self.num_internal)
-            return self._pool.draw(self.rng, within=self.leaf_of == leaf), leaf
+            for leaf in range(self.num_internal, self.num_nodes):
+                arch = self._draw_from_leaf(leaf)
+                if arch is not None:
+                    return arch, leaf
         arch = self._pool.draw(self.rng)
         return arch, int(self.leaf_of[arch])
 
