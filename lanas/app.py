@@ -50,6 +50,12 @@ def group_name(cfg: DictConfig, group: str) -> str:
     return str(node.get("_target_", "none")).rsplit(".", 1)[-1].lower() if node is not None else "none"
 
 
+def searcher_params(cfg: DictConfig) -> dict[str, Any]:
+    """The searcher's knobs as configured (for summaries and reports)."""
+    params = OmegaConf.to_container(cfg.searcher, resolve=True)
+    return {k: v for k, v in params.items() if not k.startswith("_") and k != "name"}
+
+
 def make_rngs(seed: int) -> tuple[np.random.Generator, np.random.Generator]:
     """Independent generators for the searcher and for evaluation noise, both from ``seed``."""
     searcher_seq, eval_seq = np.random.SeedSequence(seed).spawn(2)
@@ -83,6 +89,7 @@ def prepare(cfg: DictConfig) -> tuple[SearchSpace, Evaluator, Searcher, RunInfo,
         dataset=evaluator.dataset,
         seed=seed,
         budget=budget,
+        extra={"searcher_params": searcher_params(cfg)},
     )
     return space, evaluator, searcher, info, eval_rng
 
