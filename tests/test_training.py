@@ -75,3 +75,11 @@ def test_final_training_smoke(tmp_path):
     assert list(Path(tmp_path).glob("wandb/offline-run-*"))  # WandbLogger, offline
     with pytest.raises(ConfigError, match="arch must be set"):
         train_final(compose_config("+experiment=final_smoke", f"final_dir={tmp_path}"))
+
+
+def test_speed_benchmark_measures_a_positive_rate():
+    from benchmarks.supernet_speed import throughput
+
+    rate = throughput(torch.device("cpu"), channels=4, layers=3, batch=4, steps=1, warmup=0,
+                      channels_last=True, amp_dtype=torch.bfloat16)
+    assert rate > 0
