@@ -6,9 +6,18 @@ import pickle
 
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_limits
 
 from lanas.searchers.lanas import LaNAS
 from lanas.spaces.nasnet import NASNetSpace
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_blas_thread():
+    # The 160 x 160 pseudo-inverses are tiny: BLAS threads only fight over the shared cores
+    # (measured: 50 s instead of 5 s for this file on a loaded 2-core machine).
+    with threadpool_limits(1):
+        yield
 
 
 def linear_reward(space: NASNetSpace, seed: int = 0):

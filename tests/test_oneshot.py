@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_limits
 import torch
 
 from lanas.app import run
@@ -16,6 +17,14 @@ from lanas.evaluators.supernet import SupernetEvaluator
 from lanas.spaces.nasnet import NASNetSpace
 from lanas.training.train_supernet import train_supernet
 from tests.helpers import compose_config
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_blas_thread():
+    # The 160 x 160 pseudo-inverses are tiny: BLAS threads only fight over the shared cores
+    # (measured: 50 s instead of 5 s for this file on a loaded 2-core machine).
+    with threadpool_limits(1):
+        yield
 
 STEPS = 200
 
