@@ -82,6 +82,8 @@ def test_supernet_evaluator_scores_on_the_validation_split(supernet):
     assert evaluator.stats()["evaluations"] == 4 and evaluator.stats()["seconds_per_eval"] > 0
     with pytest.raises(ConfigError, match="evaluator.checkpoint"):
         SupernetEvaluator(checkpoint=None)
+    with pytest.raises(ConfigError, match="does not exist"):
+        SupernetEvaluator(checkpoint=str(supernet / "missing.ckpt"))
 
 
 def test_lanas_search_with_the_supernet_evaluator(supernet, tmp_path):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -43,6 +44,10 @@ class SupernetEvaluator(Evaluator):
             raise ConfigError(f"evaluator=supernet supports dataset=cifar10 only, got dataset={dataset!r}")
         if not checkpoint:
             raise ConfigError("evaluator.checkpoint must name a trained supernet (last.ckpt of the supernet run)")
+        if not Path(checkpoint).is_file():
+            # Fail before the search starts rather than at its first evaluation.
+            raise ConfigError(f"evaluator.checkpoint={str(checkpoint)!r} does not exist; train the supernet first "
+                              "(python -m lanas.training.train_supernet +experiment=...)")
         self.dataset = dataset
         self.checkpoint = str(checkpoint)
         self.data = dict(data or {})
