@@ -11,8 +11,10 @@ improvement over the best reward so far (``acquisition=ei``, default) or the upp
 * both: plus ``mutation_candidates`` mutations of the best architectures evaluated so far.
 
 Keeping it affordable at thousands of observations: the GP is refitted every ``refit_every``
-samples (in between, the next-best candidates of the last ranking are proposed), and it is trained
-on at most ``max_train`` observations: the best half of the cap plus the most recent others.
+samples (in between, the next-best candidates of the last ranking are proposed), its
+hyper-parameters are re-optimised every ``optimize_every`` samples (in between, the posterior is
+updated with the last ones), and it is trained on at most ``max_train`` observations: the best half
+of the cap plus the most recent others.
 The first ``init_samples`` samples are uniform random.
 """
 
@@ -68,6 +70,7 @@ class GPBayesOpt(Searcher):
         nu: float = 2.5,
         init_samples: int = 10,
         refit_every: int = 10,
+        optimize_every: int = 50,
         max_train: int = 500,
         candidates: int = 2000,
         mutation_candidates: int = 100,
@@ -80,6 +83,7 @@ class GPBayesOpt(Searcher):
         self.nu = require_choice("searcher.nu", float(nu) if isinstance(nu, (int, float)) else nu, (0.5, 1.5, 2.5))
         self.init_samples = require_int("searcher.init_samples", init_samples, 1)
         self.refit_every = require_int("searcher.refit_every", refit_every, 1)
+        self.optimize_every = require_int("searcher.optimize_every", optimize_every, 1)
         self.max_train = require_int("searcher.max_train", max_train, 2)
         self.candidates = require_int("searcher.candidates", candidates, 0)
         self.mutation_candidates = require_int("searcher.mutation_candidates", mutation_candidates, 0)
@@ -88,6 +92,7 @@ class GPBayesOpt(Searcher):
         self._fitted_at = -1
         self.num_refits = 0
         self._kernel: Kernel | None = None  # last fitted kernel (hyper-parameters)
+        self._optimized_at = -1  # number of samples the hyper-parameters were last fitted on
 
     # ------------------------------------------------------------------ public interface
     def min_budget(self) -> int:
@@ -139,10 +144,16 @@ class GPBayesOpt(Searcher):
         idx = self.training_set()
         X = self.space.encode([self.archs[i] for i in idx]).astype(np.float64)
         y = np.asarray(self.rewards, dtype=np.float64)[idx]
-        # Warm start from the last fitted hyper-parameters: a few optimiser steps instead of dozens.
+        # Hyper-parameters by marginal likelihood every ``optimize_every`` samples, warm-started
+        # from the last ones; in between, only the posterior is updated (one Cholesky), because the
+        # optimiser's gradient evaluations are most of a fit's cost at hundreds of points.
+        optimize = self._kernel is None or self.num_told - self._optimized_at >= self.optimize_every
         kernel = self._kernel if self._kernel is not None else self.make_kernel(X.shape[1])
         gp = GaussianProcessRegressor(kernel=kernel, normalize_y=True, n_restarts_optimizer=0,
+                                      optimizer="fmin_l_bfgs_b" if optimize else None,
                                       random_state=int(self.rng.integers(2**31)))
+        if optimize:
+            self._optimized_at = self.num_told
         with warnings.catch_warnings():
             # Hyper-parameters at a bound are expected (e.g. no observation noise in a table).
             warnings.simplefilter("ignore", ConvergenceWarning)
