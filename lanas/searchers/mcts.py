@@ -21,6 +21,7 @@ prefix is marked exhausted.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -65,6 +66,7 @@ class FixedActionMCTS(Searcher):
         self._taken = TakenSet(space)
         self._sorted: np.ndarray | None = None  # finite: pool positions in decision order
         self._exhausted: set[Prefix] = set()  # infinite: prefixes where completion failed
+        self._free_count: dict[Prefix, int] = {}  # finite: unevaluated archs below a prefix (lazy)
 
     # ------------------------------------------------------------------ public interface
     def min_budget(self) -> int:
@@ -110,15 +112,14 @@ class FixedActionMCTS(Searcher):
 
     def uct(self, parent: Prefix, children: list[Prefix]) -> np.ndarray:
         """UCT scores of ``children`` (inf for unvisited ones), LaNAS's formula."""
-        n_parent = max(self.n.get(parent, 0), 1)
-        scores = np.empty(len(children))
-        for i, child in enumerate(children):
+        # Plain floats: a handful of children per step, where numpy's per-call overhead dominates.
+        log_parent = math.log(max(self.n.get(parent, 0), 1))
+        scores = []
+        for child in children:
             n = self.n.get(child, 0)
-            if n == 0:
-                scores[i] = np.inf
-            else:
-                scores[i] = self.x_bar(child) + 2 * self.Cp * np.sqrt(2 * np.log(n_parent) / n)
-        return scores
+            scores.append(math.inf if n == 0 else
+                          self.total[child] / n + 2 * self.Cp * math.sqrt(2 * log_parent / n))
+        return np.array(scores)
 
     def select(self) -> list[Prefix] | None:
         """Path from the root to the first unvisited node (or a full architecture), by UCT.
@@ -163,7 +164,10 @@ class FixedActionMCTS(Searcher):
 
     def _has_free(self, prefix: Prefix) -> bool:
         if self._sorted is not None:
-            return bool(self._free[self._slice(prefix)].any())
+            # Counted once per prefix, then kept up to date by _take: O(1) per UCT step.
+            if prefix not in self._free_count:
+                self._free_count[prefix] = int(np.count_nonzero(self._free[self._slice(prefix)]))
+            return self._free_count[prefix] > 0
         return prefix not in self._exhausted
 
     def _draw_below(self, prefix: Prefix) -> Arch | None:
@@ -185,8 +189,12 @@ class FixedActionMCTS(Searcher):
 
     def _take(self, arch: Arch) -> None:
         self._taken.take([arch])
-        if self._sorted is not None:
+        if self._sorted is not None and self._free[self._rank[int(arch)]]:
             self._free[self._rank[int(arch)]] = False
+            row = tuple(int(c) for c in self.space.to_decisions([arch])[0])
+            for k in range(len(row) + 1):
+                if row[:k] in self._free_count:
+                    self._free_count[row[:k]] -= 1
 
     def stats(self) -> dict[str, Any]:
         return {"nodes": len(self.n)}
