@@ -344,3 +344,10 @@ def test_run_py_sweep_over_the_baselines(tmp_path):
     assert all(s["num_samples"] == 60 for s in summaries)
     for kind in SEARCHERS:
         assert any(line.startswith(f"{kind} on nasbench201/cifar10 seed=0:") for line in result.stdout.splitlines())
+
+
+@pytest.mark.parametrize("kind", ["bo", "mcts"])
+def test_budget_below_init_samples_is_refused_before_any_work(kind, tmp_path):
+    with pytest.raises(ConfigError, match=f"budget=5 is smaller than the 10 samples searcher={kind} needs"):
+        run(compose_config(f"searcher={kind}", "budget=5"), tmp_path)
+    assert not (tmp_path / "trace.csv").exists()
