@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from omegaconf.errors import OmegaConfBaseException
 
 from lanas.benchmarks.base import Evaluator
-from lanas.checkpoint import CHECKPOINT_NAME, Checkpointer, config_diff, external_objects
+from lanas.checkpoint import CHECKPOINT_NAME, IGNORED_KEYS, Checkpointer, config_diff, external_objects
 from lanas.errors import ConfigError, LanasError, require_int
 from lanas.logging import RunLogger
 from lanas.loop import RunInfo, SafeLogger, read_summary, run_search
@@ -115,6 +115,14 @@ def run_config(cfg: DictConfig) -> dict[str, Any]:
     return OmegaConf.to_container(OmegaConf.masked_copy(cfg, keys), resolve=True)  # type: ignore[return-value]
 
 
+def ignored_keys(config: dict[str, Any]) -> tuple[str, ...]:
+    """Keys that may differ between a run and its resumption: the fixed ones plus ``resume_ignore``."""
+    extra = config.get("resume_ignore") or []
+    if not isinstance(extra, list) or not all(isinstance(key, str) for key in extra):
+        raise ConfigError(f"resume_ignore must be a list of config keys, got {extra!r}")
+    return (*IGNORED_KEYS, *extra)
+
+
 def resume_mode(out_dir: str | Path, config: dict[str, Any], resume_requested: bool = False) -> str:
     """What to do in ``out_dir``: ``"fresh"``, ``"resume"`` (from its checkpoint) or ``"complete"`` (nothing).
 
@@ -126,7 +134,7 @@ def resume_mode(out_dir: str | Path, config: dict[str, Any], resume_requested: b
     complete = bool(summary and summary.get("complete", True))
     if (out_dir / CHECKPOINT_NAME).exists():
         header = Checkpointer(out_dir, 1, config, {}).read_header()
-        differences = config_diff(header["config"], config)
+        differences = config_diff(header["config"], config, ignored_keys(config))
         if differences:
             raise ConfigError(
                 f"{out_dir} holds a run with a different config ({'; '.join(differences)}); "
@@ -209,6 +217,7 @@ def run(cfg: DictConfig, out_dir: str | Path, group: str | None = None, tags: li
         OmegaConf.to_container(cfg, resolve=True), out_dir,
         name=f"{info.searcher}-{info.dataset}-seed{info.seed}",
         group=group or f"{info.benchmark}-{info.dataset}", tags=tags or [info.searcher],
+        resume_step=state.num_samples if state is not None else 0,
     )
     return run_search(
         space, evaluator, searcher, info, out_dir, eval_rng,

@@ -30,7 +30,8 @@ from lanas.spaces.base import FiniteSearchSpace
 CHECKPOINT_NAME = "checkpoint.pkl"
 FORMAT = 1
 # Config keys that may change between a run and its resumption: they do not change the trace.
-IGNORED_KEYS: tuple[str, ...] = ("resume", "progress", "logger", "checkpoint_every")
+# More can be listed in the config's ``resume_ignore`` (e.g. a sweep's own bookkeeping keys).
+IGNORED_KEYS: tuple[str, ...] = ("resume", "resume_ignore", "progress", "logger", "checkpoint_every")
 
 
 class CheckpointError(LanasError):

@@ -22,6 +22,7 @@ import lanas.checkpoint as checkpoint_module
 from lanas.app import run
 from lanas.benchmarks.nasbench201 import NASBench201Benchmark
 from lanas.checkpoint import CHECKPOINT_NAME
+from lanas.errors import ConfigError
 from lanas.loop import RunInterrupted
 from tests.helpers import compose_config
 
@@ -207,7 +208,11 @@ def _kill_points(rng: random.Random, count: int) -> list[int]:
     return sorted(rng.sample(range(2, BUDGET - 20), count))
 
 
-@pytest.mark.parametrize("searcher", SEARCHERS)
+# The default run SIGKILLs LaNAS; every other searcher is SIGKILLed in the slow run (in-process crashes
+# above cover every searcher by default).
+@pytest.mark.parametrize(
+    "searcher", [s if s == "lanas" else pytest.param(s, marks=pytest.mark.slow) for s in SEARCHERS]
+)
 def test_sigkill_at_random_points_then_resume_gives_the_same_trace(searcher, reference, tmp_path):
     rng = random.Random(f"fast-{searcher}")
     seen = kill_and_resume(tmp_path, overrides(searcher), _kill_points(rng, 3), everies=[1, 5, 17])
@@ -248,3 +253,40 @@ def test_sigint_and_sigterm_stop_cleanly(sig, code, reference, tmp_path):
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "trace.csv").read_bytes() == (reference[searcher] / "trace.csv").read_bytes()
+
+
+def test_metrics_csv_after_a_resume_equals_the_uninterrupted_one(tmp_path, monkeypatch):
+    args = ("budget=50", "stop_at_optimum=false", "checkpoint_every=8", "logger=csv")
+    run(compose_config(*args), tmp_path / "ref")
+    with monkeypatch.context() as patch:
+        crash_at(patch, 30)
+        with pytest.raises(_Crash):
+            run(compose_config(*args), tmp_path / "res")
+    run(compose_config(*args), tmp_path / "res")
+    assert (tmp_path / "res" / "metrics.csv").read_bytes() == (tmp_path / "ref" / "metrics.csv").read_bytes()
+
+
+def test_resume_ignore_lets_listed_keys_change(tmp_path, monkeypatch):
+    base = ("budget=40", "stop_at_optimum=false", "checkpoint_every=5", "trace_timing=false")
+    with monkeypatch.context() as patch:
+        crash_at(patch, 12)
+        with pytest.raises(_Crash):
+            run(compose_config(*base, "+n_seeds=3"), tmp_path)
+    with pytest.raises(ConfigError, match="n_seeds: 3 -> 10"):
+        run(compose_config(*base, "+n_seeds=10"), tmp_path)
+    summary = run(compose_config(*base, "+n_seeds=10", "resume_ignore=[n_seeds]"), tmp_path)
+    assert summary["complete"] and summary["resumes"] == 1
+
+
+def test_an_interrupted_sweep_started_again_skips_finished_jobs(tmp_path):
+    args = [sys.executable, str(ROOT / "run.py"), "-m", "seed=0,1", "budget=30", "stop_at_optimum=false",
+            "logger=none", "progress=false", f"hydra.sweep.dir={tmp_path}"]
+    first = subprocess.run(args, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=120)
+    assert first.returncode == 0, first.stderr
+    stamps = {job: (tmp_path / job / "trace.csv").stat().st_mtime_ns for job in ("0", "1")}
+    (tmp_path / "1" / "summary.json").unlink()  # job 1 "was killed" after its last checkpoint
+    again = subprocess.run(args, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert sum(line.startswith("lanas on ") for line in again.stdout.splitlines()) == 2
+    assert (tmp_path / "0" / "trace.csv").stat().st_mtime_ns == stamps["0"]  # finished: not redone
+    assert json.loads((tmp_path / "1" / "summary.json").read_text())["complete"] is True
