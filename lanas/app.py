@@ -210,6 +210,8 @@ def run(cfg: DictConfig, out_dir: str | Path, group: str | None = None, tags: li
     if mode == "resume":
         _, saved = checkpointer.load()
         searcher, eval_rng, state = saved["searcher"], saved["eval_rng"], saved["loop"]
+        if "evaluator_state" in saved:
+            evaluator.load_state_dict(saved["evaluator_state"])
         state.resumes += 1
     logger = SafeLogger(build("logger", cfg.logger) if cfg.get("logger") else RunLogger())
     out_dir.mkdir(parents=True, exist_ok=True)

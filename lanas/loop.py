@@ -197,7 +197,10 @@ def run_search(
         os.fsync(handle.fileno())  # the rows a checkpoint counts must survive a power cut too
         state.trace_bytes = os.fstat(handle.fileno()).st_size
         state.elapsed_s = time.perf_counter() - start
-        checkpointer.save({"searcher": searcher, "eval_rng": eval_rng, "loop": state})
+        saved = {"searcher": searcher, "eval_rng": eval_rng, "loop": state}
+        if hasattr(evaluator, "state_dict"):  # evaluators that learn as they go (e.g. a supernet)
+            saved["evaluator_state"] = evaluator.state_dict()
+        checkpointer.save(saved)
         saved_at = state.num_samples
 
     bar = tqdm(total=info.budget, initial=state.num_samples, desc=f"{info.searcher}", unit="sample",

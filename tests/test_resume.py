@@ -290,3 +290,32 @@ def test_an_interrupted_sweep_started_again_skips_finished_jobs(tmp_path):
     assert sum(line.startswith("lanas on ") for line in again.stdout.splitlines()) == 2
     assert (tmp_path / "0" / "trace.csv").stat().st_mtime_ns == stamps["0"]  # finished: not redone
     assert json.loads((tmp_path / "1" / "summary.json").read_text())["complete"] is True
+
+
+class _CountingBenchmark(NASBench201Benchmark):
+    """An evaluator with state of its own (queries answered), saved through state_dict/load_state_dict."""
+
+    def __init__(self, dataset: str = "cifar10", reward: str = "mean") -> None:
+        super().__init__(dataset, reward)
+        self.queries = 0
+
+    def query(self, archs, rng):
+        self.queries += len(archs)
+        return super().query(archs, rng)
+
+    def state_dict(self) -> dict:
+        return {"queries": self.queries}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.queries = state["queries"]
+
+
+def test_evaluator_state_is_checkpointed_when_it_has_state_dict(tmp_path, monkeypatch):
+    cfg = compose_config("budget=40", "stop_at_optimum=false", "checkpoint_every=10")
+    cfg.benchmark._target_ = f"{__name__}._CountingBenchmark"
+    with monkeypatch.context() as patch:
+        crash_at(patch, 25)
+        with pytest.raises(_Crash):
+            run(cfg, tmp_path)
+    _, saved = checkpoint_module.Checkpointer(tmp_path, 1, {}, {"space": None, "evaluator": None}).load()
+    assert saved["evaluator_state"] == {"queries": 20}
