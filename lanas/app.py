@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from hydra.errors import MissingConfigException
+from hydra.errors import MissingConfigException, OverrideParseException
 from hydra.experimental.callback import Callback
 from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
@@ -174,12 +174,14 @@ def one_line_error(err: BaseException) -> str:
         group, _, option = err.missing_cfg_file.rpartition("/")
         return (f"{group}={option}: could not find '{err.missing_cfg_file}'. "
                 f"Available options in '{group}': {', '.join(err.options)}")
+    if isinstance(err, OverrideParseException):
+        first = str(err).splitlines()[0]
+        return f"cannot parse the override {err.override!r} ({first}); see https://hydra.cc/docs/advanced/override_grammar/basic/"
     cause = err.__cause__
     if isinstance(cause, OmegaConfBaseException) and getattr(cause, "full_key", None) and "not in struct" in str(cause):
         parent = cause.parent_node
         allowed = sorted(k for k in parent.keys() if not str(k).startswith("_") and k != "hydra") if parent else []
-        return (f"{cause.full_key} is not a config key; allowed here: {', '.join(map(str, allowed))} "
-                f"(a new key needs '+': +{cause.full_key}=...)")
+        return f"{cause.full_key} is not a config key; allowed here: {', '.join(map(str, allowed))}"
     lines = [line.strip() for line in str(err).splitlines() if line.strip()]
     lines = [line for line in lines if not line.startswith(("Config search path", "provider="))]
     if isinstance(cause, OmegaConfBaseException):

@@ -125,7 +125,7 @@ def test_bad_run_settings(overrides, expected, tmp_path):
         ("logger=tensorboard", "Available options in 'logger':"),
         ("searcher.nope=1", "searcher.nope is not a config key; allowed here: Cp, init_samples"),
         ("nope=1", "nope is not a config key; allowed here: benchmark, budget"),
-        ("seed=[", "no viable alternative at input '['"),
+        ("seed=[", "cannot parse the override 'seed=[' (no viable alternative at input '[')"),
     ],
 )
 def test_unknown_group_options_and_keys(override, expected):
