@@ -156,7 +156,7 @@ class ResumeGuard(Callback):
     """
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        out_dir = Path(str(config.hydra.run.dir))
+        out_dir = Path(str(config.get("resume") or config.hydra.run.dir))
         try:
             mode = resume_mode(out_dir, run_config(config), resume_requested=bool(config.get("resume")))
         except LanasError as err:
