@@ -55,11 +55,17 @@ BAD_HYPERPARAMETERS: dict[str, list[tuple[str, str]]] = {
     "mcts": [
         ("searcher.Cp=-1", "searcher.Cp must be >= 0"),
         ("searcher.init_samples=0", "searcher.init_samples must be >= 1"),
+        ("searcher.max_completion_tries=0", "searcher.max_completion_tries must be >= 1"),
     ],
     "bo": [
         ("searcher.acquisition=pi", "searcher.acquisition='pi' is unknown"),
         ("searcher.init_samples=0", "searcher.init_samples must be >= 1"),
         ("searcher.refit_every=0", "searcher.refit_every must be >= 1"),
+        ("searcher.optimize_every=0", "searcher.optimize_every must be >= 1"),
+        ("searcher.max_train=1", "searcher.max_train must be >= 2"),
+        ("searcher.candidates=-1", "searcher.candidates must be >= 0"),
+        ("searcher.nu=2", "searcher.nu=2.0 is unknown; allowed: 0.5, 1.5, 2.5"),
+        ("searcher.kernel=linear", "searcher.kernel='linear' is unknown; allowed: matern, rbf"),
     ],
 }
 
@@ -120,7 +126,8 @@ def test_bad_run_settings(overrides, expected, tmp_path):
 @pytest.mark.parametrize(
     ("override", "expected"),
     [
-        ("searcher=nope", "searcher=nope: could not find 'searcher/nope'. Available options in 'searcher': lanas"),
+        ("searcher=nope", "searcher=nope: could not find 'searcher/nope'. Available options in 'searcher': "
+         + ", ".join(SEARCHERS)),
         ("dataset=mnist", "Available options in 'dataset': cifar10, cifar100, imagenet16-120"),
         ("logger=tensorboard", "Available options in 'logger':"),
         ("searcher.nope=1", "searcher.nope is not a config key; allowed here: Cp, init_samples"),
@@ -137,7 +144,7 @@ def test_unknown_group_options_and_keys(override, expected):
 @pytest.mark.parametrize(
     ("override", "expected"),
     [
-        ("searcher=nope", "Available options in 'searcher': lanas"),
+        ("searcher=nope", "Available options in 'searcher': " + ", ".join(SEARCHERS)),
         ("searcher.nope=1", "searcher.nope is not a config key"),
         ("searcher.Cp=-1", "searcher.Cp must be >= 0"),
     ],
