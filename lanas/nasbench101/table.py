@@ -99,12 +99,23 @@ def _parse_batch(path: Path, payloads: list[bytes], offsets: np.ndarray, first: 
 
 def convert_tfrecord(path: Path) -> dict[str, np.ndarray]:
     """Read and check every record of an official file into table arrays (nothing written)."""
-    keys, ints, floats = [], [], []
-    for batch in read_records(path):
+    names = FLOAT_COLUMNS + EPOCH_COLUMNS
+    keys, ints, floats32, sizes = [], [], [], [0]
+    # The official values are float32 metrics stored as doubles: keep float32 copies (half the
+    # memory) and float64 only for columns where float32 would lose something.
+    floats64: dict[int, list[np.ndarray | None]] = {}
+    for n_batch, batch in enumerate(read_records(path)):
         k, i, f = _parse_batch(path, batch.payloads, batch.offsets, batch.first_index)
         keys.append(k)
         ints.append(i)
-        floats.append(f)
+        sizes.append(len(k))
+        f32 = f.astype(np.float32)
+        floats32.append(f32)
+        exact = np.all((f32.astype(np.float64) == f) | np.isnan(f), axis=0)
+        for j in np.flatnonzero(~exact):
+            floats64.setdefault(int(j), [None] * n_batch)
+        for j, parts in floats64.items():
+            parts.append(f[:, j].copy())
     if not keys:
         raise BenchmarkDataError(f"NAS-Bench-101 file {path} holds no records")
     all_keys = np.concatenate(keys)
@@ -127,13 +138,17 @@ def convert_tfrecord(path: Path) -> dict[str, np.ndarray]:
     params[cell] = all_ints[:, 1]
     del all_ints, order, sorted_group, group
     out: dict[str, np.ndarray] = {"hashes": hashes, "epochs": epochs.astype(np.int64), "trainable_parameters": params}
-    all_floats = np.concatenate(floats)
-    del floats
-    for j, name in enumerate(FLOAT_COLUMNS + EPOCH_COLUMNS):
-        values = all_floats[:, j]
-        # float32 when that loses nothing (the official values are float32 metrics stored as doubles).
-        dtype = np.float32 if np.array_equal(values.astype(np.float32).astype(np.float64), values) else np.float64
-        column = np.full((len(hashes), len(epochs), num_repeats), np.nan, dtype=dtype)
+    all_floats = np.concatenate(floats32)
+    del floats32
+    for j, name in enumerate(names):
+        if j in floats64:
+            parts = floats64.pop(j)
+            lengths = np.cumsum(sizes)
+            values = np.concatenate([p if p is not None else all_floats[a:b, j].astype(np.float64)
+                                     for p, a, b in zip(parts, lengths[:-1], lengths[1:])])
+        else:
+            values = all_floats[:, j]
+        column = np.full((len(hashes), len(epochs), num_repeats), np.nan, dtype=values.dtype)
         column[cell, budget, repeat] = values
         out[name] = column
     return out
