@@ -103,10 +103,10 @@ def _permuted_codes(codes: np.ndarray, n: int, perms: np.ndarray) -> np.ndarray:
     return bits @ weights.T
 
 
-def _structures() -> list[tuple[list, list, int, np.ndarray]]:
+def _structures(max_vertices: int = MAX_VERTICES) -> list[tuple[list, list, int, np.ndarray]]:
     """One entry per unlabelled graph class: (preds, succs, padded matrix code, kept labelings)."""
     out = []
-    for n in range(2, MAX_VERTICES + 1):
+    for n in range(2, max_vertices + 1):
         graphs = _full_dags(n)
         perms = _interior_perms(n)
         permuted = _permuted_codes(graphs, n, perms)
@@ -137,13 +137,14 @@ def _hash_structures(items: list[tuple[list, list, int, np.ndarray]]) -> list[st
             for preds, succs, _, labs in items for lab in labs.tolist()]
 
 
-def enumerate_cells(workers: int | None = None) -> Pool:
+def enumerate_cells(workers: int | None = None, max_vertices: int = MAX_VERTICES) -> Pool:
     """Compute the pool (no cache): one representative of every cell, hashed officially.
+    ``max_vertices`` below 7 gives the (much smaller) pool of cells with at most that many vertices.
 
     Hashing dominates (about 423,624 x 60 MD5s in Python), so it is spread over ``workers``
     processes (default: the CPU count, at most 8).
     """
-    items = _structures()
+    items = _structures(max_vertices)
     workers = workers or min(os.cpu_count() or 1, 8)
     chunks = [items[i::workers * 4] for i in range(workers * 4)]  # interleaved: balanced sizes
     if workers > 1:

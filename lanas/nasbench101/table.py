@@ -71,6 +71,8 @@ def _parse_batch(path: Path, payloads: list[bytes], offsets: np.ndarray, first: 
     for i, payload in enumerate(payloads):
         try:
             row = json.loads(payload)
+            if not isinstance(row, list) or len(row) != 5:
+                raise ValueError(f"a JSON {type(row).__name__} of length {len(row)}, not a list of 5 items")
             module_hash, epochs, adjacency, operations, raw = row
             if not (isinstance(module_hash, str) and isinstance(epochs, int) and isinstance(adjacency, str)
                     and isinstance(operations, str) and isinstance(raw, str)):
@@ -154,9 +156,10 @@ def convert_tfrecord(path: Path) -> dict[str, np.ndarray]:
     return out
 
 
-def _cache_file(path: Path) -> Path:
-    digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:10]
-    return cache_dir() / "nasbench101" / f"{path.stem}-{digest}-v{CACHE_FORMAT}.npz"
+def cache_file(path: Path, folder: Path | None = None) -> Path:
+    """Where the converted table of ``path`` lives (``folder`` defaults to the cache directory)."""
+    digest = hashlib.sha1(str(Path(path).resolve()).encode()).hexdigest()[:10]
+    return Path(folder or cache_dir() / "nasbench101") / f"{Path(path).stem}-{digest}-v{CACHE_FORMAT}.npz"
 
 
 def _stamp(path: Path) -> np.ndarray:
@@ -164,12 +167,12 @@ def _stamp(path: Path) -> np.ndarray:
     return np.array([stat.st_size, stat.st_mtime_ns], dtype=np.int64)
 
 
-def load_tfrecord(path: Path, verbose: bool = False) -> Table:
-    """An official file's table, converting it into the cache on first use."""
+def load_tfrecord(path: Path, verbose: bool = False, cache: Path | None = None) -> Table:
+    """An official file's table, converting it into the cache (folder ``cache``) on first use."""
     path = Path(path)
     if not path.is_file():
         raise BenchmarkDataError(f"NAS-Bench-101 file {path} does not exist")
-    cached = _cache_file(path)
+    cached = cache_file(path, cache)
     arrays = load_npz(cached) if cached.exists() else None
     if arrays is None or not np.array_equal(arrays.get("source_stamp"), _stamp(path)):
         start = time.perf_counter()
@@ -220,9 +223,9 @@ def load_subset_json(path: Path) -> Table:
                  trainable_parameters=params, source=str(path))
 
 
-def load_table(path: str | Path, verbose: bool = False) -> Table:
-    """Table of an official ``.tfrecord`` (cached) or a subset ``.json``."""
+def load_table(path: str | Path, verbose: bool = False, cache: Path | None = None) -> Table:
+    """Table of an official ``.tfrecord`` (cached in folder ``cache``) or a subset ``.json``."""
     path = Path(path).expanduser()
     if path.suffix == ".json":
         return load_subset_json(path)
-    return load_tfrecord(path, verbose=verbose)
+    return load_tfrecord(path, verbose=verbose, cache=cache)
