@@ -21,6 +21,7 @@ import hashlib
 import json
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,7 +29,7 @@ import numpy as np
 from google.protobuf.message import DecodeError
 
 from lanas.errors import BenchmarkDataError
-from lanas.nasbench101.cache import load_npz, save_npz_atomic
+from lanas.nasbench101.cache import LazyNpz, open_npz, save_npz_atomic
 from lanas.nasbench101.enumerate import cache_dir
 from lanas.nasbench101.metrics import ModelMetrics
 from lanas.nasbench101.tfrecord import read_records
@@ -39,6 +40,23 @@ FLOAT_COLUMNS = tuple(f"{s}_{m}" for s in STAGES for m in METRICS) + ("total_tim
 EPOCH_COLUMNS = ("halfway_epoch", "final_epoch")
 CACHE_FORMAT = 1
 _HASH = re.compile(rb"^[0-9a-f]{32}$")
+_DECODER = json.JSONDecoder()
+_HEX_DIGITS = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+_NIBBLE = np.zeros(256, dtype=np.uint8)
+_NIBBLE[_HEX_DIGITS] = np.arange(16)
+
+
+def _hex_to_words(keys: np.ndarray) -> np.ndarray:
+    """``'S32'`` hex hashes as ``(K, 2)`` big-endian uint64 (half the memory, same order)."""
+    digits = _NIBBLE[np.frombuffer(keys.tobytes(), dtype=np.uint8).reshape(-1, 32)]
+    raw = (digits[:, 0::2] << 4) | digits[:, 1::2]
+    return raw.view(">u8").astype(np.uint64)
+
+
+def _words_to_hex(words: np.ndarray) -> np.ndarray:
+    raw = np.ascontiguousarray(words.astype(">u8")).view(np.uint8).reshape(-1, 16)
+    digits = np.stack([_HEX_DIGITS[raw >> 4], _HEX_DIGITS[raw & 15]], axis=2).reshape(-1, 32)
+    return np.ascontiguousarray(digits).view("S32").ravel()
 
 
 @dataclass
@@ -47,7 +65,7 @@ class Table:
 
     hashes: np.ndarray  # (C,) 'S32'
     epochs: np.ndarray  # (E,) int64, ascending
-    columns: dict[str, np.ndarray] = field(default_factory=dict)  # name -> (C, E, R)
+    columns: Mapping[str, np.ndarray] = field(default_factory=dict)  # name -> (C, E, R), maybe lazy
     trainable_parameters: np.ndarray | None = None  # (C,) int64
     source: str = ""
 
@@ -68,9 +86,10 @@ def _parse_batch(path: Path, payloads: list[bytes], offsets: np.ndarray, first: 
     ints = np.empty((len(payloads), 2), dtype=np.int64)  # epochs, trainable_parameters
     floats = np.empty((len(payloads), len(FLOAT_COLUMNS) + len(EPOCH_COLUMNS)), dtype=np.float64)
     parse = ModelMetrics.FromString
+    decode = _DECODER.decode
     for i, payload in enumerate(payloads):
         try:
-            row = json.loads(payload)
+            row = decode(payload.decode("utf-8"))
             if not isinstance(row, list) or len(row) != 5:
                 raise ValueError(f"a JSON {type(row).__name__} of length {len(row)}, not a list of 5 items")
             module_hash, epochs, adjacency, operations, raw = row
@@ -100,35 +119,41 @@ def _parse_batch(path: Path, payloads: list[bytes], offsets: np.ndarray, first: 
 
 
 def convert_tfrecord(path: Path) -> dict[str, np.ndarray]:
-    """Read and check every record of an official file into table arrays (nothing written)."""
+    """Read and check every record of an official file into table arrays (nothing written).
+
+    Memory is kept near the size of the result: hashes as two uint64 per record, values as
+    float32 when that is exact (the official values are float32 metrics stored as doubles),
+    and each column's batches are freed as soon as that column is assembled.
+    """
     names = FLOAT_COLUMNS + EPOCH_COLUMNS
-    keys, ints, floats32, sizes = [], [], [], [0]
-    # The official values are float32 metrics stored as doubles: keep float32 copies (half the
-    # memory) and float64 only for columns where float32 would lose something.
-    floats64: dict[int, list[np.ndarray | None]] = {}
-    for n_batch, batch in enumerate(read_records(path)):
-        k, i, f = _parse_batch(path, batch.payloads, batch.offsets, batch.first_index)
-        keys.append(k)
-        ints.append(i)
-        sizes.append(len(k))
-        f32 = f.astype(np.float32)
-        floats32.append(f32)
-        exact = np.all((f32.astype(np.float64) == f) | np.isnan(f), axis=0)
-        for j in np.flatnonzero(~exact):
-            floats64.setdefault(int(j), [None] * n_batch)
-        for j, parts in floats64.items():
-            parts.append(f[:, j].copy())
-    if not keys:
+    key_parts, epoch_parts, param_parts = [], [], []
+    column_parts: list[list[np.ndarray]] = [[] for _ in names]
+    for batch in read_records(path):
+        keys, ints, floats = _parse_batch(path, batch.payloads, batch.offsets, batch.first_index)
+        key_parts.append(_hex_to_words(keys))
+        epoch_parts.append(ints[:, 0].astype(np.int32))
+        param_parts.append(ints[:, 1])
+        for j, parts in enumerate(column_parts):
+            values = floats[:, j]
+            single = values.astype(np.float32)
+            exact = np.array_equal(single.astype(np.float64), values, equal_nan=True)
+            parts.append(single if exact else values.copy())  # concatenation promotes if needed
+    if not key_parts:
         raise BenchmarkDataError(f"NAS-Bench-101 file {path} holds no records")
-    all_keys = np.concatenate(keys)
-    del keys
-    hashes, cell = np.unique(all_keys, return_inverse=True)
-    del all_keys
-    all_ints = np.concatenate(ints)
-    del ints
-    epochs, budget = np.unique(all_ints[:, 0], return_inverse=True)
+    words = np.concatenate(key_parts)
+    del key_parts
+    order = np.lexsort((words[:, 1], words[:, 0]))
+    sorted_words = words[order]
+    new_cell = np.r_[True, np.any(sorted_words[1:] != sorted_words[:-1], axis=1)]
+    hashes = _words_to_hex(sorted_words[new_cell])
+    del sorted_words, words
+    cell = np.empty(len(order), dtype=np.int64)
+    cell[order] = np.cumsum(new_cell) - 1
+    del order, new_cell
+    epochs, budget = np.unique(np.concatenate(epoch_parts), return_inverse=True)
+    del epoch_parts
     # Repeat number = rank of a record among those of the same (cell, budget), in file order.
-    group = cell.astype(np.int64) * len(epochs) + budget
+    group = cell * len(epochs) + budget
     order = np.argsort(group, kind="stable")
     sorted_group = group[order]
     starts = np.flatnonzero(np.r_[True, sorted_group[1:] != sorted_group[:-1]])
@@ -136,22 +161,17 @@ def convert_tfrecord(path: Path) -> dict[str, np.ndarray]:
     repeat = np.empty(len(order), dtype=np.int64)
     repeat[order] = np.arange(len(order)) - np.repeat(starts, counts)
     num_repeats = int(counts.max())
+    del order, sorted_group, group
     params = np.zeros(len(hashes), dtype=np.int64)
-    params[cell] = all_ints[:, 1]
-    del all_ints, order, sorted_group, group
+    params[cell] = np.concatenate(param_parts)
+    del param_parts
     out: dict[str, np.ndarray] = {"hashes": hashes, "epochs": epochs.astype(np.int64), "trainable_parameters": params}
-    all_floats = np.concatenate(floats32)
-    del floats32
+    index = (cell, budget, repeat)
     for j, name in enumerate(names):
-        if j in floats64:
-            parts = floats64.pop(j)
-            lengths = np.cumsum(sizes)
-            values = np.concatenate([p if p is not None else all_floats[a:b, j].astype(np.float64)
-                                     for p, a, b in zip(parts, lengths[:-1], lengths[1:])])
-        else:
-            values = all_floats[:, j]
+        values = np.concatenate(column_parts[j])
+        column_parts[j] = []
         column = np.full((len(hashes), len(epochs), num_repeats), np.nan, dtype=values.dtype)
-        column[cell, budget, repeat] = values
+        column[index] = values
         out[name] = column
     return out
 
@@ -173,18 +193,23 @@ def load_tfrecord(path: Path, verbose: bool = False, cache: Path | None = None) 
     if not path.is_file():
         raise BenchmarkDataError(f"NAS-Bench-101 file {path} does not exist")
     cached = cache_file(path, cache)
-    arrays = load_npz(cached) if cached.exists() else None
-    if arrays is None or not np.array_equal(arrays.get("source_stamp"), _stamp(path)):
+    eager = ("source_stamp", "hashes", "epochs", "trainable_parameters")
+    arrays = open_npz(cached, eager) if cached.exists() else None
+    if arrays is None or "source_stamp" not in arrays or not np.array_equal(arrays["source_stamp"], _stamp(path)):
         start = time.perf_counter()
         stamp = _stamp(path)
-        arrays = convert_tfrecord(path)
-        arrays["source_stamp"] = stamp
-        save_npz_atomic(cached, arrays)
+        converted = convert_tfrecord(path)
+        converted["source_stamp"] = stamp
+        save_npz_atomic(cached, converted)
+        arrays = converted
         if verbose:
             print(f"converted {path} -> {cached} in {time.perf_counter() - start:.1f} s", flush=True)
+    # Columns stay lazy: reading the cache costs only what is used.
     return Table(
         hashes=arrays["hashes"], epochs=arrays["epochs"], trainable_parameters=arrays["trainable_parameters"],
-        columns={k: arrays[k] for k in FLOAT_COLUMNS + EPOCH_COLUMNS}, source=str(path),
+        columns=arrays.subset(FLOAT_COLUMNS + EPOCH_COLUMNS) if isinstance(arrays, LazyNpz)
+        else {k: arrays[k] for k in FLOAT_COLUMNS + EPOCH_COLUMNS},
+        source=str(path),
     )
 
 
