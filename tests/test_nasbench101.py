@@ -276,11 +276,15 @@ def corrupt_cases(tfrecords: Path, tmp_path: Path) -> dict[str, tuple[Path, str]
     bad_proto = tmp_path / "badproto.tfrecord"
     write_records(bad_proto, [json.dumps(["0" * 32, 108, "0", "input,output", "////"]).encode()])
     cases["protobuf"] = (bad_proto, "record 0 at byte offset 0: .*not the expected JSON")
+    unknown = tmp_path / "unknown.tfrecord"
+    record = json.loads(data[12:12 + first_len])
+    write_records(unknown, [data[12:12 + first_len], json.dumps(["f" * 32, *record[1:]]).encode()])
+    cases["unknown hash"] = (unknown, f"record 1 at byte offset {second}: .*{'f' * 32} is not a NAS-Bench-101 cell")
     cases["missing"] = (tmp_path / "nope.tfrecord", "nope.tfrecord does not exist")
     return cases
 
 
-@pytest.mark.parametrize("case", ["truncated", "flipped", "json", "protobuf", "missing"])
+@pytest.mark.parametrize("case", ["truncated", "flipped", "json", "protobuf", "unknown hash", "missing"])
 def test_corrupt_files_fail_clearly_and_leave_no_cache(tfrecords, tmp_path, case):
     path, message = corrupt_cases(tfrecords, tmp_path)[case]
     cache = tmp_path / "cache"

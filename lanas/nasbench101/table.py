@@ -4,7 +4,8 @@
 a subset ``.json`` (dict of parallel lists keyed by hash, the ``data-20k.json`` format). A
 ``.tfrecord`` is converted on first use into an uncompressed ``.npz`` in the cache directory
 (written atomically, keyed by the source's path, size and modification time); later loads read
-only that file.
+only that file. Conversion files every record under its cell's position in the enumerated pool
+(:mod:`lanas.nasbench101.enumerate`), so a hash that is not a NAS-Bench-101 cell is an error.
 
 Columns are arrays of shape ``(cells, budgets, repeats)``, NaN where a repeat is absent, cells in
 sorted hash order: ``{halfway,final}_{training_time,train_accuracy,validation_accuracy,
@@ -30,7 +31,7 @@ from google.protobuf.message import DecodeError
 
 from lanas.errors import BenchmarkDataError
 from lanas.nasbench101.cache import LazyNpz, open_npz, save_npz_atomic
-from lanas.nasbench101.enumerate import cache_dir
+from lanas.nasbench101.enumerate import cache_dir, load_pool
 from lanas.nasbench101.metrics import ModelMetrics
 from lanas.nasbench101.tfrecord import read_records
 
@@ -41,22 +42,6 @@ EPOCH_COLUMNS = ("halfway_epoch", "final_epoch")
 CACHE_FORMAT = 1
 _HASH = re.compile(rb"^[0-9a-f]{32}$")
 _DECODER = json.JSONDecoder()
-_HEX_DIGITS = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
-_NIBBLE = np.zeros(256, dtype=np.uint8)
-_NIBBLE[_HEX_DIGITS] = np.arange(16)
-
-
-def _hex_to_words(keys: np.ndarray) -> np.ndarray:
-    """``'S32'`` hex hashes as ``(K, 2)`` big-endian uint64 (half the memory, same order)."""
-    digits = _NIBBLE[np.frombuffer(keys.tobytes(), dtype=np.uint8).reshape(-1, 32)]
-    raw = (digits[:, 0::2] << 4) | digits[:, 1::2]
-    return raw.view(">u8").astype(np.uint64)
-
-
-def _words_to_hex(words: np.ndarray) -> np.ndarray:
-    raw = np.ascontiguousarray(words.astype(">u8")).view(np.uint8).reshape(-1, 16)
-    digits = np.stack([_HEX_DIGITS[raw >> 4], _HEX_DIGITS[raw & 15]], axis=2).reshape(-1, 32)
-    return np.ascontiguousarray(digits).view("S32").ravel()
 
 
 @dataclass
@@ -118,61 +103,97 @@ def _parse_batch(path: Path, payloads: list[bytes], offsets: np.ndarray, first: 
     return keys, ints, floats
 
 
+class _Columns:
+    """Growing result arrays indexed by pool position, one set per training budget."""
+
+    def __init__(self, pool_size: int, names: tuple[str, ...], repeats: int = 3) -> None:
+        self.pool_size, self.names, self.repeats = pool_size, names, repeats
+        self.by_budget: dict[int, dict[str, np.ndarray]] = {}
+        self.counts: dict[int, np.ndarray] = {}  # records seen per cell and budget
+        self.params = np.zeros(pool_size, dtype=np.int64)
+        self.seen = np.zeros(pool_size, dtype=bool)
+
+    def _arrays(self, epochs: int) -> dict[str, np.ndarray]:
+        if epochs not in self.by_budget:
+            self.by_budget[epochs] = {
+                name: np.full((self.pool_size, self.repeats), np.nan, dtype=np.float32) for name in self.names
+            }
+            self.counts[epochs] = np.zeros(self.pool_size, dtype=np.int32)
+        return self.by_budget[epochs]
+
+    def add(self, cells: np.ndarray, epochs: np.ndarray, params: np.ndarray, floats: np.ndarray) -> None:
+        self.params[cells] = params
+        self.seen[cells] = True
+        for budget in np.unique(epochs).tolist():
+            rows = np.flatnonzero(epochs == budget)
+            arrays, counts = self._arrays(budget), self.counts[budget]
+            cell = cells[rows]
+            # Repeat number = records of this cell and budget seen before (file order).
+            order = np.argsort(cell, kind="stable")
+            sorted_cell = cell[order]
+            starts = np.flatnonzero(np.r_[True, sorted_cell[1:] != sorted_cell[:-1]])
+            rank = np.empty(len(cell), dtype=np.int64)
+            rank[order] = np.arange(len(cell)) - np.repeat(starts, np.diff(np.r_[starts, len(cell)]))
+            repeat = counts[cell] + rank
+            np.add.at(counts, cell, 1)
+            if repeat.max() >= self.repeats:  # more repeats than expected: widen every array
+                self._widen(int(repeat.max()) + 1)
+                arrays = self.by_budget[budget]
+            for j, name in enumerate(self.names):
+                values = floats[rows, j]
+                target = arrays[name]
+                if target.dtype == np.float32 and not np.array_equal(
+                        values.astype(np.float32).astype(np.float64), values, equal_nan=True):
+                    # float32 keeps the official values exactly (float32 metrics stored as doubles);
+                    # anything else gets float64.
+                    for per_budget in self.by_budget.values():
+                        per_budget[name] = per_budget[name].astype(np.float64)
+                    target = arrays[name]
+                target[cell, repeat] = values
+
+    def _widen(self, repeats: int) -> None:
+        for per_budget in self.by_budget.values():
+            for name, array in per_budget.items():
+                wider = np.full((self.pool_size, repeats), np.nan, dtype=array.dtype)
+                wider[:, : array.shape[1]] = array
+                per_budget[name] = wider
+        self.repeats = repeats
+
+
 def convert_tfrecord(path: Path) -> dict[str, np.ndarray]:
     """Read and check every record of an official file into table arrays (nothing written).
 
-    Memory is kept near the size of the result: hashes as two uint64 per record, values as
-    float32 when that is exact (the official values are float32 metrics stored as doubles),
-    and each column's batches are freed as soon as that column is assembled.
+    Memory stays near the size of the result: records go straight into arrays indexed by their
+    cell's position in the enumerated pool (an unknown hash is an error), in float32 where that
+    is exact (the official values are float32 metrics stored as doubles).
     """
     names = FLOAT_COLUMNS + EPOCH_COLUMNS
-    key_parts, epoch_parts, param_parts = [], [], []
-    column_parts: list[list[np.ndarray]] = [[] for _ in names]
+    pool = load_pool()
+    columns = _Columns(len(pool), names)
     for batch in read_records(path):
         keys, ints, floats = _parse_batch(path, batch.payloads, batch.offsets, batch.first_index)
-        key_parts.append(_hex_to_words(keys))
-        epoch_parts.append(ints[:, 0].astype(np.int32))
-        param_parts.append(ints[:, 1])
-        for j, parts in enumerate(column_parts):
-            values = floats[:, j]
-            single = values.astype(np.float32)
-            exact = np.array_equal(single.astype(np.float64), values, equal_nan=True)
-            parts.append(single if exact else values.copy())  # concatenation promotes if needed
-    if not key_parts:
+        # Records are filed under their pool position (the pool is sorted by hash, like the table).
+        positions = pool.find(keys)
+        if np.any(positions < 0):
+            i = int(np.flatnonzero(positions < 0)[0])
+            raise _bad_payload(path, batch.first_index + i, int(batch.offsets[i]),
+                               f"module hash {keys[i].decode()} is not a NAS-Bench-101 cell")
+        columns.add(positions, ints[:, 0], ints[:, 1], floats)
+    if not columns.by_budget:
         raise BenchmarkDataError(f"NAS-Bench-101 file {path} holds no records")
-    words = np.concatenate(key_parts)
-    del key_parts
-    order = np.lexsort((words[:, 1], words[:, 0]))
-    sorted_words = words[order]
-    new_cell = np.r_[True, np.any(sorted_words[1:] != sorted_words[:-1], axis=1)]
-    hashes = _words_to_hex(sorted_words[new_cell])
-    del sorted_words, words
-    cell = np.empty(len(order), dtype=np.int64)
-    cell[order] = np.cumsum(new_cell) - 1
-    del order, new_cell
-    epochs, budget = np.unique(np.concatenate(epoch_parts), return_inverse=True)
-    del epoch_parts
-    # Repeat number = rank of a record among those of the same (cell, budget), in file order.
-    group = cell * len(epochs) + budget
-    order = np.argsort(group, kind="stable")
-    sorted_group = group[order]
-    starts = np.flatnonzero(np.r_[True, sorted_group[1:] != sorted_group[:-1]])
-    counts = np.diff(np.r_[starts, len(order)])
-    repeat = np.empty(len(order), dtype=np.int64)
-    repeat[order] = np.arange(len(order)) - np.repeat(starts, counts)
-    num_repeats = int(counts.max())
-    del order, sorted_group, group
-    params = np.zeros(len(hashes), dtype=np.int64)
-    params[cell] = np.concatenate(param_parts)
-    del param_parts
-    out: dict[str, np.ndarray] = {"hashes": hashes, "epochs": epochs.astype(np.int64), "trainable_parameters": params}
-    index = (cell, budget, repeat)
-    for j, name in enumerate(names):
-        values = np.concatenate(column_parts[j])
-        column_parts[j] = []
-        column = np.full((len(hashes), len(epochs), num_repeats), np.nan, dtype=values.dtype)
-        column[index] = values
-        out[name] = column
+    present = np.flatnonzero(columns.seen)
+    everything = len(present) == len(pool)
+    epochs = np.array(sorted(columns.by_budget), dtype=np.int64)
+    out: dict[str, np.ndarray] = {"hashes": pool.hashes[present], "epochs": epochs,
+                                  "trainable_parameters": columns.params[present]}
+    used = max(int(counts.max()) for counts in columns.counts.values())  # repeats actually present
+    for name in names:
+        parts = []
+        for budget in epochs.tolist():
+            array = columns.by_budget[budget].pop(name)[:, :used]
+            parts.append(array if everything and used == array.shape[1] else array[present])
+            del array
+        out[name] = parts[0][:, None, :] if len(parts) == 1 else np.stack(parts, axis=1)
     return out
 
 
