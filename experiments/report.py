@@ -22,13 +22,13 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import numpy as np
+# Figure objects, not pyplot: files only, no display needed, and the caller's backend (a notebook's
+# inline one) is left alone.
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")  # files only: reports are written on machines without a display
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from lanas import analysis  # noqa: E402
-from lanas.analysis import Run  # noqa: E402
+from lanas import analysis
+from lanas.analysis import Run
 
 
 def _fmt(value: Any, digits: int = 1) -> str:
@@ -41,8 +41,14 @@ def _fmt(value: Any, digits: int = 1) -> str:
     return str(value)
 
 
+def _param(value: Any) -> str:
+    """A parameter value as the user typed it (0.001 stays 0.001, unlike a fixed-digit float)."""
+    return f"{value:g}" if isinstance(value, float) else ("" if value is None else str(value))
+
+
 def _label(keys: Sequence[str], values: Sequence[Any]) -> str:
-    return ", ".join(str(v) if k == "searcher" else f"{k.removeprefix('searcher.')}={v}" for k, v in zip(keys, values))
+    return ", ".join(_param(v) if k == "searcher" else f"{k.removeprefix('searcher.')}={_param(v)}"
+                     for k, v in zip(keys, values))
 
 
 def markdown_table(rows: list[dict[str, Any]], keys: Sequence[str], budgets: Sequence[int]) -> str:
@@ -57,7 +63,7 @@ def markdown_table(rows: list[dict[str, Any]], keys: Sequence[str], budgets: Seq
             median = f"> {row['max_censor']}"
         else:
             median = f"{row['median']:.0f} [{_fmt(row['q25'], 0)}, {_fmt(row['q75'], 0)}]"
-        cells = [_fmt(row[k]) for k in keys] + [str(row["runs"]), str(row["censored"]), mean, median]
+        cells = [_param(row[k]) for k in keys] + [str(row["runs"]), str(row["censored"]), mean, median]
         cells += [_fmt(row[f"best@{b}"], 4) for b in budgets] + [_fmt(row["wall_time_s"], 2)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -84,14 +90,15 @@ def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
 
 
 def _colors(n: int) -> list:
-    cmap = plt.get_cmap("viridis" if n > 10 else "tab10")
+    cmap = matplotlib.colormaps["viridis" if n > 10 else "tab10"]
     return [cmap(i / max(n - 1, 1)) if n > 10 else cmap(i) for i in range(n)]
 
 
 def plot_curves(groups: dict[tuple, list[Run]], keys: Sequence[str], path: Path, regret: bool,
                 refs: list[dict[str, Any]]) -> None:
     """Mean best-so-far (or regret, log scale) against samples with a standard-error band per group."""
-    fig, ax = plt.subplots(figsize=(8, 5))
+    fig = Figure(figsize=(8, 5))
+    ax = fig.subplots()
     for color, (values, runs) in zip(_colors(len(groups)), groups.items()):
         c = analysis.curves(runs, regret=regret)
         ok = c["count"] > 0
@@ -108,12 +115,16 @@ def plot_curves(groups: dict[tuple, list[Run]], keys: Sequence[str], path: Path,
         ax.set_ylabel("regret = global optimum − best so far (mean ± SE)")
     else:
         ax.set_ylabel("best reward so far (mean ± SE)")
+        # The first few random samples span a wide range; start the axis where the searches differ.
+        tenth = [analysis.curves(runs)["mean"][:10] for runs in groups.values()]
+        floor = min((float(np.nanmin(m[-1:])) for m in tenth if len(m)), default=None)
+        if floor is not None and not math.isnan(floor):
+            ax.set_ylim(bottom=floor - 0.002)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, loc="best")
     ax.set_title("regret against samples" if regret else "best reward so far against samples")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def _numeric(values: Sequence[Any]) -> bool:
@@ -133,7 +144,8 @@ def _set_param_scale(ax: Any, values: Sequence[float]) -> None:
 def plot_metric(rows: list[dict[str, Any]], keys: Sequence[str], path: Path, refs: list[dict[str, Any]]) -> None:
     """Samples to optimum (mean ± SE, and KM median) per group, or against the one swept parameter."""
     params = [k for k in keys if k != "searcher"]
-    fig, ax = plt.subplots(figsize=(8, 5))
+    fig = Figure(figsize=(8, 5))
+    ax = fig.subplots()
     if len(params) == 1 and _numeric([r[params[0]] for r in rows if r.get(params[0]) is not None]):
         param = params[0]
         searchers = sorted({str(r.get("searcher")) for r in rows}) if "searcher" in keys else [None]
@@ -169,7 +181,6 @@ def plot_metric(rows: list[dict[str, Any]], keys: Sequence[str], path: Path, ref
     ax.set_title("samples to the global optimum (censored runs count at their budget: a lower bound)")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def plot_heatmaps(rows: list[dict[str, Any]], keys: Sequence[str], out: Path) -> list[Path]:
@@ -187,14 +198,15 @@ def plot_heatmaps(rows: list[dict[str, Any]], keys: Sequence[str], out: Path) ->
         for r in sub:
             grid[ys.index(r[b]), xs.index(r[a])] = r["mean"]
             censored[ys.index(r[b]), xs.index(r[a])] = r["censored"]
-        fig, ax = plt.subplots(figsize=(1.0 + 0.9 * len(xs), 1.2 + 0.6 * len(ys)))
+        fig = Figure(figsize=(1.0 + 0.9 * len(xs), 1.2 + 0.6 * len(ys)))
+        ax = fig.subplots()
         image = ax.imshow(grid, cmap="viridis_r", aspect="auto", origin="lower")
         for (i, j), value in np.ndenumerate(grid):
             if not np.isnan(value):
                 mark = "*" if censored[i, j] else ""
                 ax.text(j, i, f"{value:.0f}{mark}", ha="center", va="center", fontsize=7, color="w")
-        ax.set_xticks(range(len(xs)), [str(x) for x in xs])
-        ax.set_yticks(range(len(ys)), [str(y) for y in ys])
+        ax.set_xticks(range(len(xs)), [_param(x) for x in xs])
+        ax.set_yticks(range(len(ys)), [_param(y) for y in ys])
         ax.set_xlabel(a)
         ax.set_ylabel(b)
         fig.colorbar(image, ax=ax, label="mean samples to optimum (* = censored runs)")
@@ -202,7 +214,6 @@ def plot_heatmaps(rows: list[dict[str, Any]], keys: Sequence[str], out: Path) ->
         fig.tight_layout()
         path = out / f"heatmap_{a}__{b}{'_' + name if len(rows) != len(sub) else ''}.png"
         fig.savefig(path, dpi=120)
-        plt.close(fig)
         paths.append(path)
     return paths
 
