@@ -99,12 +99,25 @@ def plot_curves(groups: dict[tuple, list[Run]], keys: Sequence[str], path: Path,
     """Mean best-so-far (or regret, log scale) against samples with a standard-error band per group."""
     fig = Figure(figsize=(8, 5))
     ax = fig.subplots()
-    for color, (values, runs) in zip(_colors(len(groups)), groups.items()):
+    drawn = []
+    for values, runs in groups.items():
         c = analysis.curves(runs, regret=regret)
-        ok = c["count"] > 0
-        x, mean, se = c["samples"][ok], c["mean"][ok], np.nan_to_num(c["se"][ok])
+        # Regret: the curve ends where every run has found the optimum (zero has no place on a log axis).
+        ok = (c["count"] > 0) & ((c["mean"] > 0) if regret else True)
+        drawn.append((values, runs, c["samples"][ok], c["mean"][ok], np.nan_to_num(c["se"][ok])))
+    if regret:
+        positive = np.concatenate([d[3] for d in drawn]) if drawn else np.array([])
+        bottom = float(positive.min()) / 3 if len(positive) else 1e-6
+        top = float(positive.max()) * 2 if len(positive) else 1.0
+    else:
+        # The first few random samples span a wide range; start the axis where the searches differ.
+        tenth = [d[3][min(9, len(d[3]) - 1)] for d in drawn if len(d[3])]
+        bottom = min(tenth) - 0.002 if tenth else None
+        top = None
+    for color, (values, runs, x, mean, se) in zip(_colors(len(drawn)), drawn):
         ax.plot(x, mean, color=color, lw=1.6, label=f"{_label(keys, values)} (n={len(runs)})")
-        ax.fill_between(x, mean - se, mean + se, color=color, alpha=0.2, lw=0)
+        low = np.maximum(mean - se, bottom) if regret else mean - se  # a band below the axis runs to its edge
+        ax.fill_between(x, low, mean + se, color=color, alpha=0.2, lw=0, step=None)
     for ref, style in zip(refs, ("--", ":", "-.")):
         if ref.get("mean") and not math.isnan(ref["mean"]):
             ax.axvline(ref["mean"], color="grey", ls=style, lw=1, label=f"{ref['source']}: mean {ref['mean']:.0f}")
@@ -112,14 +125,11 @@ def plot_curves(groups: dict[tuple, list[Run]], keys: Sequence[str], path: Path,
     ax.set_xlabel("samples evaluated")
     if regret:
         ax.set_yscale("log")
+        ax.set_ylim(bottom, top)
         ax.set_ylabel("regret = global optimum − best so far (mean ± SE)")
     else:
+        ax.set_ylim(bottom=bottom)
         ax.set_ylabel("best reward so far (mean ± SE)")
-        # The first few random samples span a wide range; start the axis where the searches differ.
-        tenth = [analysis.curves(runs)["mean"][:10] for runs in groups.values()]
-        floor = min((float(np.nanmin(m[-1:])) for m in tenth if len(m)), default=None)
-        if floor is not None and not math.isnan(floor):
-            ax.set_ylim(bottom=floor - 0.002)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, loc="best")
     ax.set_title("regret against samples" if regret else "best reward so far against samples")
