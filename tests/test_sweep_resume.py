@@ -8,33 +8,39 @@ merged this test fails, on purpose: it is the acceptance test of issue #5's "int
 from __future__ import annotations
 
 import json
+import shutil
 
 from tests.test_run import run_py
 
-SWEEP = ("-m", "experiment=rq3_cp", "scale=smoke", "searcher.Cp=0,0.1")
+SWEEP = ("-m", "experiment=rq3_cp", "scale=smoke", "searcher.Cp=0,0.01,0.1")
 
 
-def test_restarted_sweep_redoes_only_the_unfinished_job(tmp_path):
+def test_restarted_sweep_redoes_only_the_unfinished_jobs(tmp_path):
     sweep = tmp_path / "sweep"
     first = run_py(*SWEEP, f"hydra.sweep.dir={sweep}")
     assert first.returncode == 0, first.stderr[-2000:]
     jobs = sorted(p.parent for p in sweep.glob("*/summary.json"))
-    assert len(jobs) == 4
+    assert len(jobs) == 6
 
-    # Interrupt one job after some samples: its trace is partial and its summary was never written.
-    victim = jobs[1]
-    (victim / "summary.json").unlink()
-    lines = (victim / "trace.csv").read_text().splitlines(keepends=True)
-    (victim / "trace.csv").write_text("".join(lines[: max(2, len(lines) // 2)]))
-    before = {job: ((job / "trace.csv").stat().st_mtime_ns, (job / "summary.json").read_text())
-              for job in jobs if job != victim}
+    # Three ways a sweep is left unfinished: a job never started (no directory), a job killed before its
+    # first checkpoint (partial trace, no summary), a job killed after its last sample (no summary).
+    never, early, late = jobs[0], jobs[2], jobs[4]
+    shutil.rmtree(never)
+    (early / "summary.json").unlink()
+    (early / "checkpoint.pkl").unlink(missing_ok=True)
+    lines = (early / "trace.csv").read_text().splitlines(keepends=True)
+    (early / "trace.csv").write_text("".join(lines[: max(2, len(lines) // 2)]))
+    (late / "summary.json").unlink()
+    finished = [job for job in jobs if job not in (never, early, late)]
+    before = {job: ((job / "trace.csv").stat().st_mtime_ns, (job / "summary.json").read_text()) for job in finished}
 
     again = run_py(*SWEEP, f"hydra.sweep.dir={sweep}")
     assert again.returncode == 0, again.stderr[-2000:]
     for job, (mtime, summary) in before.items():
         assert (job / "trace.csv").stat().st_mtime_ns == mtime, f"{job.name} was run again"
         assert (job / "summary.json").read_text() == summary, f"{job.name} was run again"
-    redone = json.loads((victim / "summary.json").read_text())
-    assert redone["complete"] is True
-    assert len((victim / "trace.csv").read_text().splitlines()) == redone["num_samples"] + 1
+    for job in (never, early, late):
+        redone = json.loads((job / "summary.json").read_text())
+        assert redone["complete"] is True
+        assert len((job / "trace.csv").read_text().splitlines()) == redone["num_samples"] + 1
     assert sorted(p.parent for p in sweep.glob("*/summary.json")) == jobs
