@@ -180,6 +180,10 @@ def plot_metric(rows: list[dict[str, Any]], keys: Sequence[str], path: Path, ref
         ax.errorbar(x, [r["mean"] for r in rows], yerr=[r["se"] for r in rows], fmt="o", capsize=4,
                     label="ours: mean ± SE")
         ax.plot(x, [r["median"] for r in rows], "s", color="C1", label="ours: median (Kaplan-Meier)")
+        for i, r in enumerate(rows):
+            if r["censored"]:
+                ax.annotate(f"{r['censored']}/{r['runs']} censored: mean is a lower bound", (i, r["mean"]),
+                            fontsize=7, textcoords="offset points", xytext=(-60, 8))
         ax.set_xticks(x, labels, rotation=30, ha="right", fontsize=8)
     for ref, style in zip(refs, ("--", ":", "-.")):
         if ref.get("mean") and not math.isnan(ref["mean"]):
