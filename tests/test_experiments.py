@@ -32,6 +32,8 @@ def needed_configs(preset: str, swept: bool = True) -> list[str]:
         if isinstance(entry, dict):
             (key, option), = entry.items()
             needed.append(f"{key.removeprefix('override ').lstrip('/')}/{option}")
+        elif entry != "_self_":
+            needed.append(f"experiment/{entry}")  # another preset of the same group
     if swept:
         searchers = str(text.get("hydra", {}).get("sweeper", {}).get("params", {}).get("searcher", ""))
         needed += [f"searcher/{s.strip()}" for s in searchers.split(",") if s.strip()]
