@@ -134,7 +134,7 @@ def test_bad_run_settings(overrides, expected, tmp_path):
          + ", ".join(SEARCHERS)),
         ("dataset=mnist", "Available options in 'dataset': cifar10, cifar100, imagenet16-120"),
         ("logger=tensorboard", "Available options in 'logger':"),
-        ("searcher.nope=1", "searcher.nope is not a config key; allowed here: Cp, init_samples"),
+        ("searcher.nope=1", "searcher.nope is not a config key; allowed here: Cp, candidate_batch, init_samples"),
         ("nope=1", "nope is not a config key; allowed here: benchmark, budget"),
         ("seed=[", "cannot parse the override 'seed=[' (no viable alternative at input '[')"),
     ],

@@ -30,7 +30,7 @@ STEPS = 200
 
 
 def smoke(tmp: Path, *overrides: str):
-    return compose_config("+experiment=oneshot_smoke", f"supernet_dir={tmp}", f"trainer.max_steps={STEPS}",
+    return compose_config("experiment=oneshot_smoke", f"supernet_dir={tmp}", f"trainer.max_steps={STEPS}",
                           "trainer.log_every_n_steps=5", *overrides)
 
 

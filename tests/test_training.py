@@ -67,14 +67,14 @@ def test_train_evaluator_through_submitit_local(tmp_path):
 
 def test_final_training_smoke(tmp_path):
     arch = NASNetSpace().to_string(NASNetSpace().sample(np.random.default_rng(3), 1)[0])
-    cfg = compose_config("+experiment=final_smoke", f"final_dir={tmp_path}", f"arch='{arch}'")
+    cfg = compose_config("experiment=final_smoke", f"final_dir={tmp_path}", f"arch='{arch}'")
     result = train_final(cfg)
     assert 0 <= result["test_acc"] <= 1 and result["steps"] == 20
     assert json.loads((tmp_path / "final.json").read_text())["test_acc"] == result["test_acc"]
     assert (tmp_path / "checkpoints" / "last.ckpt").exists()
     assert list(Path(tmp_path).glob("wandb/offline-run-*"))  # WandbLogger, offline
     with pytest.raises(ConfigError, match="arch must be set"):
-        train_final(compose_config("+experiment=final_smoke", f"final_dir={tmp_path}"))
+        train_final(compose_config("experiment=final_smoke", f"final_dir={tmp_path}"))
 
 
 def test_speed_benchmark_measures_a_positive_rate():

@@ -47,7 +47,7 @@ class SupernetEvaluator(Evaluator):
         if not Path(checkpoint).is_file():
             # Fail before the search starts rather than at its first evaluation.
             raise ConfigError(f"evaluator.checkpoint={str(checkpoint)!r} does not exist; train the supernet first "
-                              "(python -m lanas.training.train_supernet +experiment=...)")
+                              "(python -m lanas.training.train_supernet experiment=...)")
         self.dataset = dataset
         self.checkpoint = str(checkpoint)
         self.data = dict(data or {})

@@ -1,4 +1,4 @@
-"""Final training of a found cell: ``python -m lanas.training.final +experiment=final_cifar10 arch='normal:...'``.
+"""Final training of a found cell: ``python -m lanas.training.final experiment=final_cifar10 arch='normal:...'``.
 
 The cell (a ``nasnet`` architecture string, as in ``summary.json``'s ``best_arch``) is stacked into
 a full network and trained with the recipe in conf/experiment/final_cifar10.yaml (cutout,
@@ -23,14 +23,14 @@ from lanas.errors import ConfigError, LanasError
 from lanas.spaces.nasnet import NASNetSpace
 from lanas.training.classifier import CellClassifier
 from lanas.training.data import CIFAR10DataModule
-from lanas.training.trainer import make_trainer
+from lanas.training.trainer import finish_loggers, make_trainer
 
 CONF = str(Path(__file__).resolve().parents[2] / "conf")
 
 
 def _section(cfg: DictConfig, key: str) -> dict:
     if cfg.get(key) is None:
-        raise ConfigError(f"config key '{key}' is missing: add +experiment=final_cifar10 (or final_smoke)")
+        raise ConfigError(f"config key '{key}' is missing: add experiment=final_cifar10 (or final_smoke)")
     return OmegaConf.to_container(cfg[key], resolve=True)
 
 
@@ -49,6 +49,7 @@ def train_final(cfg: DictConfig) -> dict[str, Any]:
     last = out_dir / "checkpoints" / "last.ckpt"
     trainer.fit(model, data, ckpt_path=str(last) if training.get("resume", True) and last.exists() else None)
     test = trainer.test(model, data, verbose=False)[0]
+    finish_loggers(trainer)
     result = {"arch": str(cfg.arch), "test_acc": float(test["test/acc"]), "seed": int(cfg.seed),
               "params_M": sum(p.numel() for p in model.parameters()) / 1e6, "epochs": trainer.current_epoch,
               "steps": trainer.global_step, "checkpoint": str(last)}

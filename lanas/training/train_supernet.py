@@ -1,4 +1,4 @@
-"""Train the one-shot supernet: ``python -m lanas.training.train_supernet +experiment=oneshot_cifar10``.
+"""Train the one-shot supernet: ``python -m lanas.training.train_supernet experiment=oneshot_cifar10``.
 
 Reads ``data``, ``supernet``, ``trainer``, ``training`` and ``supernet_dir`` from the composed
 config (see conf/experiment/oneshot_cifar10.yaml). Checkpoints go to ``<supernet_dir>/checkpoints``
@@ -18,14 +18,14 @@ from omegaconf import DictConfig, OmegaConf
 from lanas.errors import ConfigError, LanasError
 from lanas.training.data import CIFAR10DataModule
 from lanas.training.supernet import SupernetModule
-from lanas.training.trainer import make_trainer
+from lanas.training.trainer import finish_loggers, make_trainer
 
 CONF = str(Path(__file__).resolve().parents[2] / "conf")
 
 
 def _section(cfg: DictConfig, key: str) -> dict:
     if cfg.get(key) is None:
-        raise ConfigError(f"config key '{key}' is missing: add +experiment=oneshot_cifar10 (or oneshot_smoke)")
+        raise ConfigError(f"config key '{key}' is missing: add experiment=oneshot_cifar10 (or oneshot_smoke)")
     return OmegaConf.to_container(cfg[key], resolve=True)
 
 
@@ -40,6 +40,7 @@ def train_supernet(cfg: DictConfig) -> Path:
                            run_name=f"supernet-seed{cfg.seed}")
     last = out_dir / "checkpoints" / "last.ckpt"
     trainer.fit(module, data, ckpt_path=str(last) if training.get("resume", True) and last.exists() else None)
+    finish_loggers(trainer)
     return last
 
 

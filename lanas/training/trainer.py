@@ -35,3 +35,13 @@ def make_trainer(out_dir: str | Path, trainer: dict[str, Any] | None = None, log
     kwargs.setdefault("enable_progress_bar", False)
     kwargs.setdefault("enable_model_summary", False)
     return L.Trainer(default_root_dir=str(out_dir), logger=log, callbacks=callbacks, **kwargs)
+
+
+def finish_loggers(trainer: L.Trainer) -> None:
+    """Close a wandb run opened by Lightning's WandbLogger (Lightning leaves it open), so that a
+    later ``wandb.init`` in the same process starts its own run instead of reusing this one."""
+    from lightning.pytorch.loggers import WandbLogger
+
+    for logger in trainer.loggers:
+        if isinstance(logger, WandbLogger) and logger._experiment is not None:
+            logger.experiment.finish()
