@@ -110,3 +110,16 @@ def test_size_of_the_space(space):
     per_cell = 28 * 66 * 120 * 190 * 276
     assert space.size == SPACE_SIZE == per_cell**2
     assert not space.is_finite
+
+
+def test_decision_sequence_round_trips_and_covers_every_pair(space):
+    assert space.decisions() == [28, 66, 120, 190, 276] * 2
+    archs = space.sample(np.random.default_rng(6), 200)
+    rows = space.to_decisions(archs)
+    assert np.all((rows >= 0) & (rows < np.array(space.decisions())))
+    assert space.from_decisions(rows) == archs
+    # Every choice of a node's decision is a distinct valid pair.
+    first = np.zeros((28, 10), dtype=np.int64)
+    first[:, 0] = np.arange(28)
+    pairs = {a[:2] for a in space.from_decisions(first)}
+    assert len(pairs) == 28 and all(a < b for a, b in pairs)

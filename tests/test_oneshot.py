@@ -92,3 +92,10 @@ def test_lanas_search_with_the_supernet_evaluator(supernet, tmp_path):
     assert summary["benchmark"] == "supernet" and 0 <= summary["best_reward"] <= 1
     assert NASNetSpace().from_string(summary["best_arch"])
     assert 0 < summary["searcher_stats"]["acceptance_rate"] <= 1
+
+
+@pytest.mark.parametrize("searcher", ["random", "evolution", "bo", "mcts"])
+def test_other_searchers_run_on_nasnet_with_the_supernet(supernet, tmp_path, searcher):
+    summary = run(smoke(supernet, f"searcher={searcher}", "budget=12"), tmp_path)
+    assert summary["num_samples"] == 12 and summary["searcher"] == searcher
+    assert NASNetSpace().from_string(summary["best_arch"])

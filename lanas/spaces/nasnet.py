@@ -53,6 +53,14 @@ SPACE_SIZE = CELL_SIZE**NUM_CELLS
 
 _TOKEN = re.compile(r"^([a-z0-9_]+)~(\d+)$")
 
+# Decision sequence (for searchers over a fixed action space, e.g. MCTS): one decision per node,
+# the index of its unordered pair among the C(m, 2) pairs in lexicographic order.
+_PAIRS = {int(m): np.array(np.triu_indices(int(m), k=1)).T for m in NODE_BITS}  # (C(m, 2), 2), a < b
+_PAIR_INDEX = {m: np.full((m, m), -1, dtype=np.int64) for m in _PAIRS}
+for _m, _table in _PAIRS.items():
+    _PAIR_INDEX[_m][_table[:, 0], _table[:, 1]] = np.arange(len(_table))
+NODE_CHOICES = [len(_PAIRS[int(m)]) for m in np.tile(NODE_BITS, NUM_CELLS)]  # 28, 66, 120, 190, 276, x2
+
 
 def _canonical(pairs: np.ndarray) -> np.ndarray:
     """Sort the two positions of each node (last axis holds 20 slots) so equal cells compare equal."""
@@ -163,6 +171,24 @@ class NASNetSpace(SearchSpace):
         new += new >= hi
         archs[rows, slot] = new
         return _canonical(archs)
+
+    def decisions(self) -> list[int]:
+        """One decision per (cell, node): which of its ``C(4 (i+2), 2)`` pairs (uniform rows = uniform archs)."""
+        return list(NODE_CHOICES)
+
+    def from_decisions(self, choices: np.ndarray) -> list[tuple[int, ...]]:
+        rows = np.asarray(choices, dtype=np.int64).reshape(-1, len(NODE_CHOICES))
+        archs = np.empty((len(rows), NUM_SLOTS), dtype=np.int64)
+        for k, m in enumerate(np.tile(NODE_BITS, NUM_CELLS)):
+            archs[:, 2 * k : 2 * k + 2] = _PAIRS[int(m)][rows[:, k]]
+        return [tuple(int(v) for v in row) for row in archs]
+
+    def to_decisions(self, archs: Sequence[tuple[int, ...]]) -> np.ndarray:
+        archs = np.asarray(archs, dtype=np.int64).reshape(-1, NUM_SLOTS)
+        out = np.empty((len(archs), len(NODE_CHOICES)), dtype=np.int64)
+        for k, m in enumerate(np.tile(NODE_BITS, NUM_CELLS)):
+            out[:, k] = _PAIR_INDEX[int(m)][archs[:, 2 * k], archs[:, 2 * k + 1]]
+        return out
 
     def cell(self, arch: Sequence[int], which: str) -> list[tuple[tuple[str, int], tuple[str, int]]]:
         """``[((op, input), (op, input)) per node]`` of the ``normal`` or ``reduce`` cell."""
