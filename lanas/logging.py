@@ -18,8 +18,8 @@ class RunLogger:
     """Does nothing; the base of the real loggers."""
 
     def start(self, config: dict[str, Any], out_dir: Path, name: str, group: str | None = None,
-              tags: list[str] | None = None) -> None:
-        pass
+              tags: list[str] | None = None, resume_step: int = 0) -> None:
+        """``resume_step`` > 0: the run resumes after that many samples (steps up to it were logged before)."""
 
     def log(self, step: int, metrics: dict[str, float]) -> None:
         pass
@@ -35,9 +35,25 @@ class NullLogger(RunLogger):
 class CsvLogger(RunLogger):
     """``logger=csv``: metrics against the number of samples in ``metrics.csv``."""
 
-    def start(self, config, out_dir, name, group=None, tags=None) -> None:
-        self._handle = open(Path(out_dir) / "metrics.csv", "w", newline="")
+    def start(self, config, out_dir, name, group=None, tags=None, resume_step=0) -> None:
+        path = Path(out_dir) / "metrics.csv"
         self._writer: csv.DictWriter | None = None
+        kept: list[dict[str, str]] = []
+        if resume_step > 0 and path.exists():
+            # Keep the rows up to the checkpoint; the ones after it are logged again as they are redone.
+            with open(path, newline="") as handle:
+                kept = [row for row in csv.DictReader(handle) if int(row["samples"]) <= resume_step]
+        if kept:
+            tmp = path.with_name(f".{path.name}.tmp")
+            with open(tmp, "w", newline="") as handle:
+                writer = csv.DictWriter(handle, fieldnames=list(kept[0]))
+                writer.writeheader()
+                writer.writerows(kept)
+            os.replace(tmp, path)  # a crash now leaves the old file or the cut one, never neither
+            self._handle = open(path, "a", newline="")
+            self._writer = csv.DictWriter(self._handle, fieldnames=list(kept[0]))
+        else:
+            self._handle = open(path, "w", newline="")
 
     def log(self, step: int, metrics: dict[str, float]) -> None:
         row = {"samples": step, **metrics}
@@ -45,6 +61,7 @@ class CsvLogger(RunLogger):
             self._writer = csv.DictWriter(self._handle, fieldnames=list(row))
             self._writer.writeheader()
         self._writer.writerow(row)
+        self._handle.flush()  # like trace.csv: rows survive a crash, so a resume can keep them
 
     def finish(self, summary: dict[str, Any]) -> None:
         self._handle.close()
@@ -86,13 +103,35 @@ class WandbLogger(RunLogger):
             return os.environ["WANDB_MODE"]
         return "online" if wandb_has_credentials() else "offline"
 
-    def start(self, config, out_dir, name, group=None, tags=None) -> None:
+    @staticmethod
+    def run_labels(config: dict[str, Any], out_dir: Path, group: str | None = None,
+                   tags: list[str] | None = None) -> tuple[str | None, str | None, list[str]]:
+        """wandb group, job type and tags of a run: grouped by experiment (``experiment_name`` of a preset)
+        and searcher, tagged with the values this run's sweep set (from ``<run dir>/.hydra/overrides.yaml``),
+        so the wandb UI can filter and group a study the way the report does."""
+        from lanas.analysis import read_overrides  # the report's notion of a swept parameter
+
+        experiment = config.get("experiment_name")
+        searcher = (config.get("searcher") or {}).get("name")
+        labels = list(tags or [])
+        if experiment:
+            labels.append(str(experiment))
+        labels += [f"{key}={value}" for key, value in read_overrides(Path(out_dir)).items()
+                   if key not in ("experiment", "searcher")]
+        # wandb rejects tags longer than 64 characters; keep order, drop repeats.
+        labels = list(dict.fromkeys(tag[:64] for tag in labels))
+        return (str(experiment) if experiment else group), searcher, labels
+
+    def start(self, config, out_dir, name, group=None, tags=None, resume_step=0) -> None:
+        # A resumed run is a new wandb run (tagged "resumed"); trace.csv holds the whole history.
+        tags = [*(tags or []), "resumed"] if resume_step else tags
         try:
             import wandb
 
+            group, job_type, tags = self.run_labels(config, Path(out_dir), group, tags)
             self._run = wandb.init(
                 project=self.project, entity=self.entity, mode=self.resolved_mode(), dir=str(out_dir),
-                name=name, group=group, tags=tags, config=config, reinit="finish_previous",
+                name=name, group=group, job_type=job_type, tags=tags, config=config, reinit="finish_previous",
                 settings=wandb.Settings(silent=True, console="off", x_disable_stats=True),
             )
             self._run.define_metric("samples")
@@ -115,6 +154,8 @@ class WandbLogger(RunLogger):
             for key, value in summary.items():
                 if isinstance(value, (int, float, str)) or value is None:
                     self._run.summary[key] = value
+            for key, value in (summary.get("searcher_params") or {}).items():
+                self._run.summary[f"searcher.{key}"] = value  # filterable beside the swept tags
             self._run.finish()
         except Exception as err:  # noqa: BLE001
             self._fail("finish", err)
