@@ -21,11 +21,24 @@ import numpy as np
 
 from lanas.errors import InvalidArchitectureError, require_float
 from lanas.nasbench101.enumerate import ABSENT, INTERIOR, NUM_EDGE_BITS, TRIU, Pool, load_pool
-from lanas.nasbench101.spec import INPUT, MAX_VERTICES, OPS, OUTPUT, hash_module, labels_of, canonical_cell
+from lanas.nasbench101.spec import (
+    INPUT,
+    INPUT_LABEL,
+    MAX_VERTICES,
+    OPS,
+    OUTPUT,
+    OUTPUT_LABEL,
+    canonical_cell,
+    hash_module,
+    hash_of_masks,
+    labels_of,
+)
 from lanas.spaces.base import FiniteSearchSpace
 
 _HEX = re.compile(r"^[0-9a-f]{32}$")
-_ROWS, _COLS = np.array(TRIU).T
+_BIT_VALUES = np.array([1 << k for k in range(NUM_EDGE_BITS)], dtype=np.int64)
+# Raw padded cell -> official hash (None if invalid), per pool, shared by the space's copies.
+_MEMO: dict[int, dict[tuple[int, tuple[int, ...]], str | None]] = {}
 
 
 class NASBench101Space(FiniteSearchSpace):
@@ -136,27 +149,40 @@ class NASBench101Space(FiniteSearchSpace):
         of this space: flip each of the 21 edges of the padded 7-vertex matrix with probability
         ``mutation_rate / 7`` and resample each interior op (to a different one) with probability
         ``mutation_rate / 5``. Absent interior vertices get a random op first (they may become
-        connected). After ``max_tries`` failures (a tiny table) a uniform other cell is returned."""
-        matrix, ops = self.padded(arch)
-        ops = [int(rng.integers(len(OPS))) if op == ABSENT else op for op in ops]
+        connected). After ``max_tries`` failures (a tiny table) a uniform other cell is returned.
+
+        A table covering 5% of the space needs about 20 valid tries per hit, so each try runs on
+        plain ints (:func:`hash_of_masks`) and results are memoised per process."""
+        full = int(self.full_position(int(arch)))
+        code = int(self.pool.matrix_codes[full])
+        ops = [int(rng.integers(len(OPS))) if op == ABSENT else int(op) for op in self.pool.ops[full]]
         edge_p = self.mutation_rate / MAX_VERTICES
         op_p = self.mutation_rate / INTERIOR
         for _ in range(max_tries):
-            child = matrix.copy()
             flips = rng.random(NUM_EDGE_BITS) < edge_p
-            child[_ROWS[flips], _COLS[flips]] ^= 1
+            child = code ^ int(np.dot(flips, _BIT_VALUES))
             child_ops = list(ops)
             for i in np.flatnonzero(rng.random(INTERIOR) < op_p):
                 child_ops[i] = (child_ops[i] + int(rng.integers(1, len(OPS)))) % len(OPS)
-            names = [INPUT] + [OPS[o] for o in child_ops] + [OUTPUT]
-            try:
-                small, small_ops = canonical_cell(child, names)
-            except InvalidArchitectureError:
-                continue
-            found = self.position_of_hash(hash_module(small, labels_of(small_ops)))
+            found = self._position_of_raw(child, tuple(child_ops))
             if found is not None and found != int(arch):
                 return found
         if len(self) < 2:
             return int(arch)
         other = int(rng.integers(len(self) - 1))
         return other + (other >= int(arch))
+
+    def _position_of_raw(self, code: int, ops: tuple[int, ...]) -> int | None:
+        """Position in this space of a padded 7-vertex cell (edge-bit code, 5 op indices)."""
+        key = (code, ops)
+        memo = _MEMO.setdefault(id(self.pool), {})
+        if key not in memo:
+            if len(memo) > 1_000_000:  # bounded: evolution runs revisit few raw cells
+                memo.clear()
+            out = [0] * MAX_VERTICES
+            for k, (r, c) in enumerate(TRIU):
+                if code >> k & 1:
+                    out[r] |= 1 << c
+            memo[key] = hash_of_masks(out, [INPUT_LABEL, *ops, OUTPUT_LABEL])
+        module_hash = memo[key]
+        return None if module_hash is None else self.position_of_hash(module_hash)
