@@ -64,6 +64,10 @@ BAD_HYPERPARAMETERS: dict[str, list[tuple[str, str]]] = {
         ("searcher.reward_transform=log", "searcher.reward_transform='log' is unknown"),
         ("searcher.Cp=-1", "searcher.Cp must be >= 0"),
     ],
+    # Random search has no knobs: any key is refused by name.
+    "random": [
+        ("+searcher.population_size=5", "searcher.population_size is not a parameter of RandomSearch"),
+    ],
     "bo": [
         ("searcher.acquisition=pi", "searcher.acquisition='pi' is unknown"),
         ("searcher.init_samples=0", "searcher.init_samples must be >= 1"),
