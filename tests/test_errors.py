@@ -56,6 +56,7 @@ BAD_HYPERPARAMETERS: dict[str, list[tuple[str, str]]] = {
     "mcts": [
         ("searcher.Cp=-1", "searcher.Cp must be >= 0"),
         ("searcher.init_samples=0", "searcher.init_samples must be >= 1"),
+        ("searcher.max_completion_tries=0", "searcher.max_completion_tries must be >= 1"),
     ],
     "lanas_plus": [
         ("searcher.local_prob=1.5", "searcher.local_prob must be <= 1.0, got 1.5"),
@@ -72,6 +73,11 @@ BAD_HYPERPARAMETERS: dict[str, list[tuple[str, str]]] = {
         ("searcher.acquisition=pi", "searcher.acquisition='pi' is unknown"),
         ("searcher.init_samples=0", "searcher.init_samples must be >= 1"),
         ("searcher.refit_every=0", "searcher.refit_every must be >= 1"),
+        ("searcher.optimize_every=0", "searcher.optimize_every must be >= 1"),
+        ("searcher.max_train=1", "searcher.max_train must be >= 2"),
+        ("searcher.candidates=-1", "searcher.candidates must be >= 0"),
+        ("searcher.nu=2", "searcher.nu=2.0 is unknown; allowed: 0.5, 1.5, 2.5"),
+        ("searcher.kernel=linear", "searcher.kernel='linear' is unknown; allowed: matern, rbf"),
     ],
 }
 
