@@ -143,8 +143,8 @@ def test_bad_run_settings(overrides, expected, tmp_path):
 @pytest.mark.parametrize(
     ("override", "expected"),
     [
-        ("searcher=nope",
-         f"searcher=nope: could not find 'searcher/nope'. Available options in 'searcher': {', '.join(SEARCHERS)}"),
+        ("searcher=nope", "searcher=nope: could not find 'searcher/nope'. Available options in 'searcher': "
+         + ", ".join(SEARCHERS)),
         ("dataset=mnist", "Available options in 'dataset': cifar10, cifar100, imagenet16-120"),
         ("logger=tensorboard", "Available options in 'logger':"),
         ("searcher.nope=1", "searcher.nope is not a config key; allowed here: Cp, init_samples"),
@@ -161,7 +161,7 @@ def test_unknown_group_options_and_keys(override, expected):
 @pytest.mark.parametrize(
     ("override", "expected"),
     [
-        ("searcher=nope", f"Available options in 'searcher': {', '.join(SEARCHERS)}"),
+        ("searcher=nope", "Available options in 'searcher': " + ", ".join(SEARCHERS)),
         ("searcher.nope=1", "searcher.nope is not a config key"),
         ("searcher.Cp=-1", "searcher.Cp must be >= 0"),
     ],
