@@ -241,7 +241,7 @@ def make_report(roots: Sequence[str | Path], out: str | Path, budgets: Sequence[
     """Load the runs below ``roots``, write the report into ``out`` and return what was written."""
     runs, unfinished = analysis.load_runs(roots)
     if not runs:
-        raise SystemExit(f"error: no finished runs (summary.json + trace.csv) below {', '.join(map(str, roots))}")
+        raise FileNotFoundError(f"no finished runs (summary.json + trace.csv) below {', '.join(map(str, roots))}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     keys = analysis.swept_parameters(runs)
