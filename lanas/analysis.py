@@ -30,7 +30,8 @@ from lanas.errors import BenchmarkDataError
 # Budgets at which the best reward found so far is reported (issue #3's comparison).
 DEFAULT_BUDGETS = (100, 200, 500, 1000)
 # Override keys that never change a run's result: not parameters of the study.
-NON_PARAMETERS = frozenset({"seed", "logger", "progress", "scale", "n_seeds", "hydra.launcher.n_jobs"})
+NON_PARAMETERS = frozenset({"seed", "logger", "progress", "scale", "n_seeds", "checkpoint_every", "resume",
+                            "resume_ignore", "benchmark.path", "evaluator.checkpoint"})
 # Summary fields that describe what was run (used as parameters when they differ between runs).
 DESCRIPTIVE = ("experiment", "searcher", "search_space", "benchmark", "dataset", "budget")
 

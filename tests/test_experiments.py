@@ -76,6 +76,8 @@ def test_preset_is_a_documented_sweep_in_a_fixed_directory(preset):
     assert cfg.experiment_name == preset
     assert cfg.hydra.sweep.dir == f"multirun/{preset}"
     assert OmegaConf.to_container(cfg.hydra.sweep)["subdir"] == "${hydra.job.override_dirname}"
+    excluded = set(cfg.hydra.job.config.override_dirname.exclude_keys)
+    assert {"benchmark.path", "evaluator.checkpoint", "logger", "n_seeds"} <= excluded, "paths would nest dirs"
     assert cfg.n_seeds >= 10 and cfg.hydra.sweeper.params.seed == f"range({cfg.n_seeds})"
     smoke = compose_preset(f"experiment={preset}", "scale=smoke")
     assert smoke.hydra.sweep.dir == f"multirun/{preset}_smoke", "smoke jobs must never pass for full ones"
