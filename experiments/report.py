@@ -118,7 +118,7 @@ def plot_curves(groups: dict[tuple, list[Run]], keys: Sequence[str], path: Path,
         ax.plot(x, mean, color=color, lw=1.6, label=f"{_label(keys, values)} (n={len(runs)})")
         low = np.maximum(mean - se, bottom) if regret else mean - se  # a band below the axis runs to its edge
         ax.fill_between(x, low, mean + se, color=color, alpha=0.2, lw=0, step=None)
-    for ref, style in zip(refs, ("--", ":", "-.")):
+    for ref, style in zip([r for r in refs if r.get("comparable", True)], ("--", ":", "-.")):
         if ref.get("mean") and not math.isnan(ref["mean"]):
             ax.axvline(ref["mean"], color="grey", ls=style, lw=1, label=f"{ref['source']}: mean {ref['mean']:.0f}")
     ax.set_xscale("log")
@@ -185,7 +185,7 @@ def plot_metric(rows: list[dict[str, Any]], keys: Sequence[str], path: Path, ref
                 ax.annotate(f"{r['censored']}/{r['runs']} cens.", (i, r["mean"]),
                             fontsize=7, textcoords="offset points", xytext=(5, 5))
         ax.set_xticks(x, labels, rotation=30, ha="right", fontsize=8)
-    for ref, style in zip(refs, ("--", ":", "-.")):
+    for ref, style in zip([r for r in refs if r.get("comparable", True)], ("--", ":", "-.")):
         if ref.get("mean") and not math.isnan(ref["mean"]):
             ax.axhline(ref["mean"], color="grey", ls=style, lw=1, label=f"{ref['source']}: mean {ref['mean']:.0f}")
     ax.set_yscale("log")
