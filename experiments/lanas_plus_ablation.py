@@ -1,0 +1,107 @@
+"""Ablation of the LaNAS+ ideas on NAS-Bench-201: samples to the global optimum, many seeds, in-process.
+
+    python -m experiments.lanas_plus_ablation --variants lanas plus --seeds 0 50
+    python -m experiments.lanas_plus_ablation --variants lanas plus --seeds 1000 1100 --jobs 2   # held out
+
+Each run builds the searcher exactly as ``run.py`` would (the composed Hydra config through
+``lanas.app.prepare``), then loops ask / query / tell without writing files until the optimum is
+evaluated. Prints one row per (variant, dataset): mean, standard error, median, max and the
+searcher's loop time per sample (ask + tell only, table lookups excluded).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from multiprocessing import Pool
+
+import numpy as np
+
+DATASETS = ("cifar10", "cifar100", "imagenet16-120")
+
+# Variant name -> Hydra overrides on top of the named searcher preset. Every idea tried is kept here.
+VARIANTS: dict[str, list[str]] = {
+    "lanas": ["searcher=lanas"],
+    "lanas_h7_cp0.5": ["searcher=lanas", "searcher.tree_height=7", "searcher.Cp=0.5"],
+    "lanas_predicted_routing": ["searcher=lanas", "searcher.route_samples=predicted"],
+    "plus": ["searcher=lanas_plus"],
+    "plus_no_transform": ["searcher=lanas_plus", "searcher.reward_transform=none"],
+    "plus_zscore": ["searcher=lanas_plus", "searcher.reward_transform=zscore"],
+    "plus_no_local": ["searcher=lanas_plus", "searcher.local_prob=0"],
+    "rank_only": ["searcher=lanas_plus", "searcher.local_prob=0"],
+    "local_only": ["searcher=lanas_plus", "searcher.reward_transform=none"],
+}
+
+
+def parse_variant(spec: str) -> tuple[str, list[str]]:
+    """A named variant, or ``name:override,override`` for an ad-hoc one."""
+    if ":" in spec:
+        name, overrides = spec.split(":", 1)
+        return name, [o for o in overrides.split(",") if o]
+    return spec, VARIANTS[spec]
+
+
+def run_one(args: tuple[list[str], str, int]) -> tuple[int | None, int, float]:
+    """(samples to optimum or None, samples taken, searcher seconds) of one seeded search."""
+    from lanas.app import prepare
+    from tests.helpers import compose_config
+
+    overrides, dataset, seed = args
+    cfg = compose_config(*overrides, f"dataset={dataset}", f"seed={seed}")
+    _, evaluator, searcher, info, eval_rng = prepare(cfg)
+    mean = evaluator._mean()  # reward=mean: a lookup, so only the searcher's time is measured
+    optimum = evaluator.global_optimum
+    spent = 0.0
+    for n in range(1, info.budget + 1):
+        start = time.perf_counter()
+        archs = searcher.ask(1)
+        if not archs:
+            return None, n - 1, spent
+        rewards = mean[np.asarray(archs)]
+        searcher.tell(archs, rewards)
+        spent += time.perf_counter() - start
+        if rewards[0] == optimum:
+            return n, n, spent
+    return None, info.budget, spent
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--variants", nargs="+", default=["lanas", "plus"])
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS))
+    parser.add_argument("--seeds", nargs=2, type=int, default=[0, 50], metavar=("FIRST", "END"))
+    parser.add_argument("--jobs", type=int, default=1, help="processes (this machine is shared: 2 at most)")
+    args = parser.parse_args()
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    seeds = range(*args.seeds)
+    print(f"seeds {args.seeds[0]}..{args.seeds[1] - 1} ({len(seeds)} per dataset)")
+    print(f"{'variant':28s} {'dataset':15s} {'mean':>7s} {'SE':>6s} {'median':>7s} {'max':>6s} {'ms/sample':>9s}")
+    with Pool(min(args.jobs, 2)) if args.jobs > 1 else _Serial() as pool:
+        for spec in args.variants:
+            name, overrides = parse_variant(spec)
+            for dataset in args.datasets:
+                results = pool.map(run_one, [(overrides, dataset, s) for s in seeds])
+                hits = np.array([r[0] if r[0] is not None else r[1] for r in results], dtype=float)
+                ms = 1000 * sum(r[2] for r in results) / max(sum(r[1] for r in results), 1)
+                se = hits.std(ddof=1) / np.sqrt(len(hits)) if len(hits) > 1 else float("nan")
+                print(f"{name:28s} {dataset:15s} {hits.mean():7.1f} {se:6.1f} {np.median(hits):7.1f} "
+                      f"{hits.max():6.0f} {ms:9.3f}", flush=True)
+
+
+class _Serial:
+    """``Pool``'s ``map`` in this process (no second process on a shared machine)."""
+
+    def __enter__(self) -> _Serial:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    @staticmethod
+    def map(fn, items):  # noqa: ANN001, ANN205 - mirrors multiprocessing.Pool.map
+        return [fn(item) for item in items]
+
+
+if __name__ == "__main__":
+    main()

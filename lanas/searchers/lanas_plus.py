@@ -1,0 +1,174 @@
+"""LaNAS+: LaNAS with scale-free rewards and guided sampling inside the selected region.
+
+Built from what the faithful LaNAS does in its slow runs on NAS-Bench-201 (see
+``experiments/lanas_plus_ablation.md``): the global optimum is routed into a large, low-value leaf
+because a least-squares fit on the searcher's own (biased) samples, pulled around by the few
+architectures that fail to train (accuracy ~10%), predicts it badly; UCB then rarely visits that
+leaf and draws uniformly among thousands of candidates when it does. Two changes address this:
+
+``reward_transform``
+    The tree is learned on transformed rewards. ``rank`` maps each reward to its mid-rank among
+    all samples so far, scaled to [0, 1]: outliers stop dominating the fit, and ``Cp`` means the
+    same on every benchmark whatever the reward scale (accuracy in % or as a fraction, loss, ...).
+    ``zscore`` standardises instead; ``none`` is the faithful behaviour. Rewards arriving between
+    re-fits are transformed against the samples the tree was learned on.
+
+``local_prob`` / ``local_top``
+    With probability ``local_prob`` the sample drawn from the selected leaf is not uniform but a
+    mutation (``space.mutate``, one to ``local_steps`` elementary changes) of one of the
+    ``local_top`` best evaluated samples that the tree routes into that leaf, accepted only if the
+    mutant is new and routed to the same leaf, as LA-MCTS runs a local optimiser inside its leaves.
+    When no such mutant turns up in ``local_tries`` attempts, the draw is uniform as in LaNAS.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from scipy.stats import rankdata
+
+from lanas.errors import require_choice, require_float, require_int
+from lanas.searchers.lanas import LaNAS
+from lanas.spaces.base import SearchSpace
+
+TRANSFORMS = ("none", "rank", "zscore")
+
+
+class LaNASPlus(LaNAS):
+    """LaNAS with transformed rewards and in-region mutations; see the module docstring."""
+
+    name = "lanas_plus"
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        rng: np.random.Generator,
+        tree_height: int = 5,
+        Cp: float = 0.1,
+        init_samples: int = 10,
+        refit_every: int = 20,
+        regressor: str = "linear",
+        ridge_alpha: float = 1e-3,
+        route_samples: str = "reward",
+        leaf_fallback: str = "first_nonempty",
+        reward_transform: str = "rank",
+        local_prob: float = 0.5,
+        local_top: int = 3,
+        local_steps: int = 1,
+        local_tries: int = 20,
+        size_bonus: float = 0.0,
+    ) -> None:
+        super().__init__(space, rng, tree_height, Cp, init_samples, refit_every, regressor, ridge_alpha,
+                         route_samples, leaf_fallback)
+        self.reward_transform = require_choice("searcher.reward_transform", reward_transform, TRANSFORMS)
+        self.local_prob = require_float("searcher.local_prob", local_prob, 0.0, 1.0)
+        self.local_top = require_int("searcher.local_top", local_top, 1)
+        self.local_steps = require_int("searcher.local_steps", local_steps, 1)
+        self.local_tries = require_int("searcher.local_tries", local_tries, 1)
+        self.size_bonus = require_float("searcher.size_bonus", size_bonus, 0.0)
+        self._ref_rewards = np.zeros(0)  # sorted raw rewards the current tree was learned on
+        self._ref_mean, self._ref_std = 0.0, 1.0
+        self.num_local = 0
+
+    # ------------------------------------------------------------------ reward scale
+    def transform(self, rewards: np.ndarray) -> np.ndarray:
+        """Rewards on the scale the tree works on, relative to the samples of the last re-fit."""
+        rewards = np.asarray(rewards, dtype=np.float64)
+        if self.reward_transform == "none":
+            return rewards
+        if self.reward_transform == "zscore":
+            return (rewards - self._ref_mean) / self._ref_std
+        ref = self._ref_rewards
+        if len(ref) == 0:
+            return np.full(len(rewards), 0.5)
+        # Mid-rank among the reference samples, the same convention as rankdata(method="average").
+        below = np.searchsorted(ref, rewards, side="left")
+        upto = np.searchsorted(ref, rewards, side="right")
+        return (below + upto) / (2.0 * len(ref))
+
+    def refit(self) -> None:
+        raw = np.asarray(self.rewards, dtype=np.float64)
+        self._ref_rewards = np.sort(raw)
+        self._ref_mean = float(raw.mean())
+        self._ref_std = float(raw.std()) or 1.0
+        if self.reward_transform == "rank":
+            scaled = (rankdata(raw) - 0.5) / len(raw)  # equals transform(raw) without the O(n log n) searches
+        else:
+            scaled = self.transform(raw)
+        # LaNAS.refit learns from self.rewards; hand it the transformed ones and restore the raw list.
+        self.rewards = scaled.tolist()
+        try:
+            super().refit()
+        finally:
+            self.rewards = raw.tolist()
+
+    def _backpropagate(self, leaf: int, reward: float) -> None:
+        super()._backpropagate(leaf, float(self.transform(np.array([reward]))[0]))
+
+    # ------------------------------------------------------------------ selection
+    def select(self) -> list[int]:
+        """UCB path as in LaNAS, plus ``size_bonus * sqrt(free share)`` for each child.
+
+        The free share is the fraction of the parent's unevaluated candidates the child holds, so a
+        large, rarely visited region keeps a chance proportional to how much of the space it covers.
+        """
+        if self.size_bonus == 0:
+            return super().select()
+        free = self._free_per_node()
+        node, path = 0, [0]
+        while node < self.num_internal:
+            kids = np.array([2 * node + 1, 2 * node + 2])
+            n_kids = self.n[kids]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                bonus = 2 * self.Cp * np.sqrt(2 * np.log(max(self.n[node], 1)) / n_kids)
+            share = free[kids] / max(free[node], 1)
+            ucb = np.where(n_kids == 0, np.inf, self.x_bar[kids] + bonus + self.size_bonus * np.sqrt(share))
+            best = np.flatnonzero(ucb == ucb.max())
+            node = int(kids[best[self.rng.integers(len(best))] if len(best) > 1 else best[0]])
+            path.append(node)
+        return path
+
+    def _free_per_node(self) -> np.ndarray:
+        """Unevaluated candidates under each node (leaf segments' live counts, summed upwards)."""
+        free = np.zeros(self.num_nodes)
+        free[self.num_internal:] = self._seg_live
+        for node in range(self.num_internal - 1, -1, -1):
+            free[node] = free[2 * node + 1] + free[2 * node + 2]
+        return free
+
+    # ------------------------------------------------------------------ in-region sampling
+    def _sample_from_tree(self) -> tuple[int, int]:
+        leaf = self.select()[-1]
+        arch = None
+        if self.local_prob > 0 and self.rng.random() < self.local_prob:
+            arch = self.mutate_in_leaf(leaf)
+            if arch is not None:
+                self.num_local += 1
+        if arch is None:
+            arch = self._draw_from_leaf(leaf)
+        if arch is None:
+            arch, leaf = self._fallback()
+        return arch, leaf
+
+    def mutate_in_leaf(self, leaf: int) -> int | None:
+        """A new architecture near the leaf's best samples that the tree routes to ``leaf``, or None."""
+        archs = np.asarray(self.archs, dtype=np.int64)
+        inside = np.flatnonzero(self.leaf_of[archs] == leaf)
+        if len(inside) == 0:
+            return None
+        rewards = np.asarray(self.rewards)[inside]
+        top = inside[np.argsort(-rewards, kind="stable")[: self.local_top]]
+        for _ in range(self.local_tries):
+            arch = int(archs[top[self.rng.integers(len(top))]])
+            for _ in range(int(self.rng.integers(1, self.local_steps + 1))):
+                arch = int(self.space.mutate(arch, self.rng))
+            if not self._pool.taken[arch] and self.leaf_of[arch] == leaf:
+                return arch
+        return None
+
+    def stats(self) -> dict[str, Any]:
+        stats = super().stats()
+        if stats:
+            stats["local_samples"] = self.num_local
+        return stats
