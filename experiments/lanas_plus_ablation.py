@@ -2,6 +2,8 @@
 
     python -m experiments.lanas_plus_ablation --variants lanas plus --seeds 0 50
     python -m experiments.lanas_plus_ablation --variants lanas plus --seeds 1000 1100 --jobs 2   # held out
+    python -m experiments.lanas_plus_ablation --timing 500 --variants lanas plus --seeds 0 10  # ms/sample
+    python -m experiments.lanas_plus_ablation --trace 20 --variants lanas --datasets cifar10    # one run's tree
 
 Each run builds the searcher exactly as ``run.py`` would (the composed Hydra config through
 ``lanas.app.prepare``), then loops ask / query / tell without writing files until the optimum is
@@ -16,7 +18,8 @@ import os
 import time
 from multiprocessing import Pool
 
-import numpy as np
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # before numpy loads BLAS: one thread per process on a shared machine
+import numpy as np  # noqa: E402
 
 DATASETS = ("cifar10", "cifar100", "imagenet16-120")
 
@@ -66,15 +69,84 @@ def run_one(args: tuple[list[str], str, int]) -> tuple[int | None, int, float]:
     return None, info.budget, spent
 
 
+def trace_optimum(spec: str, dataset: str, seed: int, every: int = 10) -> None:
+    """Where the global optimum sits after every ``every``-th re-fit of one run: the evidence behind LaNAS+.
+
+    Prints the optimum's leaf (0 = leftmost, best-predicted), the unevaluated candidates in it, its
+    visit count and value, its rank among leaves by value (0 = best) and the sizes of all leaves.
+    """
+    from lanas.app import prepare
+    from tests.helpers import compose_config
+
+    cfg = compose_config(*parse_variant(spec)[1], f"dataset={dataset}", f"seed={seed}")
+    _, evaluator, searcher, info, _ = prepare(cfg)
+    mean = evaluator._mean()
+    optimum = int(evaluator.optimal_archs()[0])
+    refits = 0
+    for n in range(1, info.budget + 1):
+        archs = searcher.ask(1)
+        if searcher.num_refits != refits:
+            refits = searcher.num_refits
+            if refits % every == 1:
+                leaves = np.arange(searcher.num_internal, searcher.num_nodes)
+                leaf = int(searcher.leaf_of[optimum])
+                by_value = np.argsort(-searcher.x_bar[leaves], kind="stable")
+                rank = int(np.flatnonzero(leaves[by_value] == leaf)[0])
+                sizes = searcher.leaf_sizes()
+                print(f"refit {refits:3d} at {searcher.num_told:5d} samples: optimum in leaf {leaf - searcher.num_internal:2d} "
+                      f"({sizes[leaf - searcher.num_internal]:5d} free, n={searcher.n[leaf]:3d}, "
+                      f"value={searcher.x_bar[leaf]:.3f}, rank {rank:2d} of {len(leaves)}); leaf sizes {sizes.tolist()}")
+        searcher.tell(archs, mean[np.asarray(archs)])
+        if archs[0] == optimum:
+            print(f"optimum evaluated at sample {n}")
+            return
+
+
+def time_variants(variants: list[str], datasets: list[str], seeds: range, budget: int) -> None:
+    """Searcher ms/sample over a fixed number of samples, variants interleaved seed by seed.
+
+    Interleaving puts every variant under the same machine load (this machine is shared), and a
+    fixed budget compares the same tree sizes whatever each variant's samples-to-optimum is.
+    """
+    from lanas.app import prepare
+    from tests.helpers import compose_config
+
+    spent = {v: 0.0 for v in variants}
+    for dataset in datasets:
+        for seed in seeds:
+            for spec in variants:
+                _, overrides = parse_variant(spec)
+                cfg = compose_config(*overrides, f"dataset={dataset}", f"seed={seed}", f"budget={budget}")
+                _, evaluator, searcher, _, _ = prepare(cfg)
+                mean = evaluator._mean()
+                start = time.perf_counter()
+                for _ in range(budget):
+                    archs = searcher.ask(1)
+                    searcher.tell(archs, mean[np.asarray(archs)])
+                spent[spec] += time.perf_counter() - start
+    runs = len(datasets) * len(seeds)
+    base = spent[variants[0]]
+    for spec in variants:
+        print(f"{parse_variant(spec)[0]:28s} {1000 * spent[spec] / (runs * budget):.3f} ms/sample "
+              f"({spent[spec] / base:.2f}x {parse_variant(variants[0])[0]}) over {runs} runs of {budget} samples")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--variants", nargs="+", default=["lanas", "plus"])
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS))
     parser.add_argument("--seeds", nargs=2, type=int, default=[0, 50], metavar=("FIRST", "END"))
     parser.add_argument("--jobs", type=int, default=1, help="processes (this machine is shared: 2 at most)")
+    parser.add_argument("--timing", type=int, metavar="BUDGET", help="only time the variants over BUDGET samples")
+    parser.add_argument("--trace", type=int, metavar="SEED", help="only trace the optimum's leaf in one run")
     args = parser.parse_args()
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    if args.trace is not None:
+        trace_optimum(args.variants[0], args.datasets[0], args.trace)
+        return
     seeds = range(*args.seeds)
+    if args.timing:
+        time_variants(args.variants, args.datasets, seeds, args.timing)
+        return
     print(f"seeds {args.seeds[0]}..{args.seeds[1] - 1} ({len(seeds)} per dataset)")
     print(f"{'variant':28s} {'dataset':15s} {'mean':>7s} {'SE':>6s} {'median':>7s} {'max':>6s} {'ms/sample':>9s}")
     with Pool(min(args.jobs, 2)) if args.jobs > 1 else _Serial() as pool:

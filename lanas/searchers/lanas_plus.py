@@ -29,10 +29,11 @@ import numpy as np
 from scipy.stats import rankdata
 
 from lanas.errors import require_choice, require_float, require_int
-from lanas.searchers.lanas import LaNAS
+from lanas.searchers.lanas import LaNAS, fit_linear
 from lanas.spaces.base import SearchSpace
 
 TRANSFORMS = ("none", "rank", "zscore")
+SPLITS = ("regression", "classifier")
 
 
 class LaNASPlus(LaNAS):
@@ -58,6 +59,7 @@ class LaNASPlus(LaNAS):
         local_steps: int = 1,
         local_tries: int = 20,
         size_bonus: float = 0.0,
+        split: str = "regression",
     ) -> None:
         super().__init__(space, rng, tree_height, Cp, init_samples, refit_every, regressor, ridge_alpha,
                          route_samples, leaf_fallback)
@@ -67,6 +69,7 @@ class LaNASPlus(LaNAS):
         self.local_steps = require_int("searcher.local_steps", local_steps, 1)
         self.local_tries = require_int("searcher.local_tries", local_tries, 1)
         self.size_bonus = require_float("searcher.size_bonus", size_bonus, 0.0)
+        self.split = require_choice("searcher.split", split, SPLITS)
         self._ref_rewards = np.zeros(0)  # sorted raw rewards the current tree was learned on
         self._ref_mean, self._ref_std = 0.0, 1.0
         self.num_local = 0
@@ -96,12 +99,50 @@ class LaNASPlus(LaNAS):
             scaled = (rankdata(raw) - 0.5) / len(raw)  # equals transform(raw) without the O(n log n) searches
         else:
             scaled = self.transform(raw)
+        if self.split == "classifier":
+            self._refit_classifier(scaled)
+            return
         # LaNAS.refit learns from self.rewards; hand it the transformed ones and restore the raw list.
         self.rewards = scaled.tolist()
         try:
             super().refit()
         finally:
             self.rewards = raw.tolist()
+
+    def _refit_classifier(self, y: np.ndarray) -> None:
+        """LaNAS's tree, but each node's hyperplane separates its good samples from its bad ones.
+
+        The labels are the paper's (reward at or above the node's mean); a least-squares fit to the
+        0/1 labels is the closed-form linear discriminant (Fisher's direction), and the boundary is
+        its 0.5 level. Where the regression asks "how good", this asks "which side": the failed
+        cells' very low rewards no longer tilt the hyperplane. Statistics are kept as in LaNAS.
+        """
+        X = self.space.encode(self.archs).astype(np.float64)
+        d = X.shape[1]
+        self.W = np.zeros((self.num_internal, d))
+        self.b = np.zeros(self.num_internal)
+        self.threshold = np.zeros(self.num_internal)
+        self.n = np.zeros(self.num_nodes, dtype=np.int64)
+        self.x_bar = np.full(self.num_nodes, np.inf)
+        alpha = self.ridge_alpha if self.regressor == "ridge" else 0.0
+        node_of = np.zeros(len(y), dtype=np.int64)
+        for node in range(self.num_nodes):
+            members = np.flatnonzero(node_of == node)
+            self.n[node] = len(members)
+            if len(members):
+                self.x_bar[node] = y[members].mean()
+            if node >= self.num_internal or len(members) == 0:
+                continue
+            good = y[members] >= y[members].mean()
+            w, b = fit_linear(X[members], good.astype(np.float64), alpha)
+            self.W[node], self.b[node], self.threshold[node] = w, b, 0.5
+            if self.route_samples == "predicted":
+                good = X[members] @ w + b >= 0.5
+            node_of[members] = np.where(good, 2 * node + 1, 2 * node + 2)
+        self.leaf_of = self._route(self.space.features())
+        self._index_leaves()
+        self._fitted_at = self.num_told
+        self.num_refits += 1
 
     def _backpropagate(self, leaf: int, reward: float) -> None:
         super()._backpropagate(leaf, float(self.transform(np.array([reward]))[0]))
