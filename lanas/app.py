@@ -3,19 +3,34 @@
 from __future__ import annotations
 
 import inspect
+import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from hydra.errors import MissingConfigException, OverrideParseException
+from hydra.experimental.callback import Callback
 from hydra.utils import get_class
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+from omegaconf.errors import OmegaConfBaseException
 
 from lanas.benchmarks.base import Evaluator
-from lanas.errors import ConfigError, require_int
+from lanas.checkpoint import CHECKPOINT_NAME, IGNORED_KEYS, Checkpointer, config_diff, external_objects
+from lanas.errors import ConfigError, LanasError, require_int
 from lanas.logging import RunLogger
-from lanas.loop import RunInfo, run_search
+from lanas.loop import RunInfo, SafeLogger, read_summary, run_search
 from lanas.searchers.base import Searcher
 from lanas.spaces.base import FiniteSearchSpace, SearchSpace
+
+DEFAULT_CHECKPOINT_EVERY = 50
+
+
+def run_dir(resume: str | None, default: str) -> str:
+    """``hydra.run.dir``: the directory being resumed, else the usual timestamped one."""
+    return str(resume) if resume else default
+
+
+OmegaConf.register_new_resolver("lanas.run_dir", run_dir, replace=True)
 
 
 def build(group: str, node: DictConfig | dict | None, **extra: Any) -> Any:
@@ -94,19 +109,123 @@ def prepare(cfg: DictConfig) -> tuple[SearchSpace, Evaluator, Searcher, RunInfo,
     return space, evaluator, searcher, info, eval_rng
 
 
-def run(cfg: DictConfig, out_dir: str | Path, group: str | None = None, tags: list[str] | None = None) -> dict:
-    """Build everything from ``cfg``, run the search in ``out_dir`` and return its summary."""
-    space, evaluator, searcher, info, eval_rng = prepare(cfg)
-    logger: RunLogger = build("logger", cfg.logger) if cfg.get("logger") else RunLogger()
+def run_config(cfg: DictConfig) -> dict[str, Any]:
+    """The resolved run configuration (without Hydra's own node): what a checkpoint is compared against."""
+    keys = [key for key in cfg if key != "hydra"]
+    return OmegaConf.to_container(OmegaConf.masked_copy(cfg, keys), resolve=True)  # type: ignore[return-value]
+
+
+def ignored_keys(config: dict[str, Any]) -> tuple[str, ...]:
+    """Keys that may differ between a run and its resumption: the fixed ones plus ``resume_ignore``."""
+    extra = config.get("resume_ignore") or []
+    if not isinstance(extra, list) or not all(isinstance(key, str) for key in extra):
+        raise ConfigError(f"resume_ignore must be a list of config keys, got {extra!r}")
+    return (*IGNORED_KEYS, *extra)
+
+
+def resume_mode(out_dir: str | Path, config: dict[str, Any], resume_requested: bool = False) -> str:
+    """What to do in ``out_dir``: ``"fresh"``, ``"resume"`` (from its checkpoint) or ``"complete"`` (nothing).
+
+    Raises ConfigError when the directory holds a run of a different configuration (naming the keys
+    that differ) or when ``resume=`` names a directory with nothing to resume.
+    """
     out_dir = Path(out_dir)
+    summary = read_summary(out_dir)
+    complete = bool(summary and summary.get("complete", True))
+    if (out_dir / CHECKPOINT_NAME).exists():
+        header = Checkpointer(out_dir, 1, config, {}).read_header()
+        differences = config_diff(header["config"], config, ignored_keys(config))
+        if differences:
+            raise ConfigError(
+                f"{out_dir} holds a run with a different config ({'; '.join(differences)}); "
+                "resume it with the original settings or give the new run another directory"
+            )
+        return "complete" if complete else "resume"
+    if complete:
+        return "complete"  # finished, but no checkpoint to compare the config with
+    if resume_requested and not (out_dir / "trace.csv").exists():
+        raise ConfigError(f"resume={out_dir} has no {CHECKPOINT_NAME} (nor trace.csv): nothing to resume there")
+    return "fresh"  # killed before its first checkpoint: redoing it from the start gives the same trace
+
+
+class ResumeGuard(Callback):
+    """Hydra callback: checks the run directory before Hydra writes anything into it.
+
+    A directory of a different config is refused before ``.hydra/`` is overwritten; a resumed or
+    finished run keeps its original ``.hydra/`` (how it was started) rather than the resume command.
+    """
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        out_dir = Path(str(config.get("resume") or config.hydra.run.dir))
+        try:
+            mode = resume_mode(out_dir, run_config(config), resume_requested=bool(config.get("resume")))
+        except LanasError as err:
+            # Hydra turns a callback's exceptions into warnings and goes on: stop here instead.
+            print(f"error: {err}", file=sys.stderr)
+            sys.exit(2)
+        if mode != "fresh":
+            with read_write(config.hydra), open_dict(config.hydra):
+                config.hydra.output_subdir = None
+
+
+def one_line_error(err: BaseException) -> str:
+    """A Hydra/OmegaConf composition error as one line naming the key and what is allowed."""
+    if isinstance(err, MissingConfigException) and err.missing_cfg_file and err.options:
+        group, _, option = err.missing_cfg_file.rpartition("/")
+        return (f"{group}={option}: could not find '{err.missing_cfg_file}'. "
+                f"Available options in '{group}': {', '.join(err.options)}")
+    if isinstance(err, OverrideParseException):
+        first = str(err).splitlines()[0]
+        return f"cannot parse the override {err.override!r} ({first}); see https://hydra.cc/docs/advanced/override_grammar/basic/"
+    cause = err.__cause__
+    if isinstance(cause, OmegaConfBaseException) and getattr(cause, "full_key", None) and "not in struct" in str(cause):
+        parent = cause.parent_node
+        allowed = sorted(k for k in parent.keys() if not str(k).startswith("_") and k != "hydra") if parent else []
+        return f"{cause.full_key} is not a config key; allowed here: {', '.join(map(str, allowed))}"
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    lines = [line for line in lines if not line.startswith(("Config search path", "provider="))]
+    if isinstance(cause, OmegaConfBaseException):
+        lines += [str(cause).splitlines()[0]]
+    return " ".join(lines) or type(err).__name__
+
+
+def run(cfg: DictConfig, out_dir: str | Path, group: str | None = None, tags: list[str] | None = None) -> dict:
+    """Build everything from ``cfg``, run the search in ``out_dir`` and return its summary.
+
+    ``out_dir`` (or ``cfg.resume``) holding a checkpoint of the same config continues that run; one
+    whose summary is complete is returned as it is, without redoing anything.
+    """
+    resume = cfg.get("resume")
+    out_dir = Path(resume) if resume else Path(out_dir)
+    every = require_int("checkpoint_every", cfg.get("checkpoint_every", DEFAULT_CHECKPOINT_EVERY), 1)
+    trace_timing = cfg.get("trace_timing", True)
+    if not isinstance(trace_timing, bool):
+        raise ConfigError(f"trace_timing must be true or false, got {trace_timing!r}")
+    config = run_config(cfg)
+    mode = resume_mode(out_dir, config, resume_requested=bool(resume))
+    if mode == "complete":
+        return read_summary(out_dir)  # type: ignore[return-value]
+
+    space, evaluator, searcher, info, eval_rng = prepare(cfg)
+    checkpointer = Checkpointer(out_dir, every, config, external_objects(space, evaluator))
+    state = None
+    if mode == "resume":
+        _, saved = checkpointer.load()
+        searcher, eval_rng, state = saved["searcher"], saved["eval_rng"], saved["loop"]
+        if "evaluator_state" in saved:
+            evaluator.load_state_dict(saved["evaluator_state"])
+        state.resumes += 1
+    logger = SafeLogger(build("logger", cfg.logger) if cfg.get("logger") else RunLogger())
     out_dir.mkdir(parents=True, exist_ok=True)
     logger.start(
         OmegaConf.to_container(cfg, resolve=True), out_dir,
         name=f"{info.searcher}-{info.dataset}-seed{info.seed}",
         group=group or f"{info.benchmark}-{info.dataset}", tags=tags or [info.searcher],
+        resume_step=state.num_samples if state is not None else 0,
     )
     return run_search(
         space, evaluator, searcher, info, out_dir, eval_rng,
         stop_at_optimum=bool(cfg.get("stop_at_optimum", True)),
         logger=logger, progress=bool(cfg.get("progress", True)),
+        checkpointer=checkpointer, state=state, trace_timing=trace_timing,
     )

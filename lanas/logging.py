@@ -18,8 +18,8 @@ class RunLogger:
     """Does nothing; the base of the real loggers."""
 
     def start(self, config: dict[str, Any], out_dir: Path, name: str, group: str | None = None,
-              tags: list[str] | None = None) -> None:
-        pass
+              tags: list[str] | None = None, resume_step: int = 0) -> None:
+        """``resume_step`` > 0: the run resumes after that many samples (steps up to it were logged before)."""
 
     def log(self, step: int, metrics: dict[str, float]) -> None:
         pass
@@ -35,9 +35,25 @@ class NullLogger(RunLogger):
 class CsvLogger(RunLogger):
     """``logger=csv``: metrics against the number of samples in ``metrics.csv``."""
 
-    def start(self, config, out_dir, name, group=None, tags=None) -> None:
-        self._handle = open(Path(out_dir) / "metrics.csv", "w", newline="")
+    def start(self, config, out_dir, name, group=None, tags=None, resume_step=0) -> None:
+        path = Path(out_dir) / "metrics.csv"
         self._writer: csv.DictWriter | None = None
+        kept: list[dict[str, str]] = []
+        if resume_step > 0 and path.exists():
+            # Keep the rows up to the checkpoint; the ones after it are logged again as they are redone.
+            with open(path, newline="") as handle:
+                kept = [row for row in csv.DictReader(handle) if int(row["samples"]) <= resume_step]
+        if kept:
+            tmp = path.with_name(f".{path.name}.tmp")
+            with open(tmp, "w", newline="") as handle:
+                writer = csv.DictWriter(handle, fieldnames=list(kept[0]))
+                writer.writeheader()
+                writer.writerows(kept)
+            os.replace(tmp, path)  # a crash now leaves the old file or the cut one, never neither
+            self._handle = open(path, "a", newline="")
+            self._writer = csv.DictWriter(self._handle, fieldnames=list(kept[0]))
+        else:
+            self._handle = open(path, "w", newline="")
 
     def log(self, step: int, metrics: dict[str, float]) -> None:
         row = {"samples": step, **metrics}
@@ -45,6 +61,7 @@ class CsvLogger(RunLogger):
             self._writer = csv.DictWriter(self._handle, fieldnames=list(row))
             self._writer.writeheader()
         self._writer.writerow(row)
+        self._handle.flush()  # like trace.csv: rows survive a crash, so a resume can keep them
 
     def finish(self, summary: dict[str, Any]) -> None:
         self._handle.close()
@@ -86,7 +103,9 @@ class WandbLogger(RunLogger):
             return os.environ["WANDB_MODE"]
         return "online" if wandb_has_credentials() else "offline"
 
-    def start(self, config, out_dir, name, group=None, tags=None) -> None:
+    def start(self, config, out_dir, name, group=None, tags=None, resume_step=0) -> None:
+        # A resumed run is a new wandb run (tagged "resumed"); trace.csv holds the whole history.
+        tags = [*(tags or []), "resumed"] if resume_step else tags
         try:
             import wandb
 

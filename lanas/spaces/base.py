@@ -57,6 +57,20 @@ class SearchSpace(ABC):
     def is_finite(self) -> bool:
         return False
 
+    # A fixed sequence of decisions that builds an architecture (optional). Searchers over a
+    # hand-designed action space (MCTS) need it; spaces without one return None.
+    def decisions(self) -> list[int] | None:
+        """Number of choices at each step of a fixed decision sequence, or None if the space has none."""
+        return None
+
+    def from_decisions(self, choices: np.ndarray) -> list[Arch]:
+        """Architectures of full decision rows (shape ``(n, len(decisions()))``, entry ``i`` in ``[0, decisions()[i])``)."""
+        raise NotImplementedError(f"search_space={self.name} has no decision sequence")
+
+    def to_decisions(self, archs: Sequence[Arch]) -> np.ndarray:
+        """Decision rows of architectures; inverse of :meth:`from_decisions`."""
+        raise NotImplementedError(f"search_space={self.name} has no decision sequence")
+
 
 class FiniteSearchSpace(SearchSpace):
     """A space small enough to enumerate; architectures are ``int`` positions in the pool."""

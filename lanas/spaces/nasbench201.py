@@ -50,6 +50,16 @@ class NASBench201Space(FiniteSearchSpace):
         np.put_along_axis(onehot, ops[..., None], 1.0, axis=2)
         return onehot.reshape(len(self), -1)
 
+    def decisions(self) -> list[int]:
+        """The op of edge 1, then edge 2, ... (edge order of the cell string)."""
+        return [NUM_OPS] * NUM_EDGES
+
+    def from_decisions(self, choices: np.ndarray) -> list[int]:
+        return [int(i) for i in ops_to_index(np.asarray(choices).reshape(-1, NUM_EDGES))]
+
+    def to_decisions(self, archs) -> np.ndarray:
+        return index_to_ops(np.asarray(archs, dtype=np.int64).reshape(-1))
+
     def ops(self, arch: int) -> tuple[str, ...]:
         return tuple(OPS[i] for i in index_to_ops(int(arch)))
 

@@ -1,0 +1,200 @@
+"""Monte Carlo tree search over the space's hand-designed action space (the paper's RQ1 control).
+
+The tree's actions are the fixed decisions of the space (``space.decisions()``; for NAS-Bench-201:
+the op of edge 1, then edge 2, ...). A node is a prefix of decisions; its statistics are the number
+and mean reward of the evaluated architectures that start with that prefix, so they are exactly
+what UCT back-propagation accumulates along the path of every sample.
+
+Everything else is as in LaNAS (``lanas/searchers/lanas.py``), so that the difference between the
+two is the learned partition: ``init_samples`` uniform random samples first; then, from the root,
+the child with the larger ``x_bar + 2 * Cp * sqrt(2 * ln(n_parent) / n)`` (unvisited children
+first, ties at random), down to the first unvisited node (the expansion), whose partial
+architecture is completed uniformly at random among the *unevaluated* architectures below it. The
+reward is back-propagated to every prefix of the evaluated architecture. Children with nothing left
+to evaluate below them are never selected.
+
+On an enumerable space the pool is sorted by its decision rows (mixed radix), so the architectures
+below a prefix are one contiguous slice of it; on other spaces completion samples the remaining
+decisions and rejects architectures already taken, ``max_completion_tries`` times, before the
+prefix is marked exhausted.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from lanas.errors import ConfigError, require_float, require_int
+from lanas.searchers.base import Searcher
+from lanas.searchers.taken import TakenSet
+from lanas.spaces.base import Arch, FiniteSearchSpace, SearchSpace
+
+Prefix = tuple[int, ...]
+
+
+class FixedActionMCTS(Searcher):
+    """UCT over a fixed decision sequence with random completion; see the module docstring."""
+
+    name = "mcts"
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        rng: np.random.Generator,
+        Cp: float = 0.1,
+        init_samples: int = 10,
+        max_completion_tries: int = 1000,
+    ) -> None:
+        super().__init__(space, rng)
+        self.Cp = require_float("searcher.Cp", Cp, 0.0)
+        self.init_samples = require_int("searcher.init_samples", init_samples, 1)
+        self.max_completion_tries = require_int("searcher.max_completion_tries", max_completion_tries, 1)
+        choices = space.decisions()
+        if not choices:
+            raise ConfigError(
+                f"searcher=mcts needs a search space with a fixed decision sequence (decisions()); "
+                f"search_space={space.name} has none"
+            )
+        self.choices = [int(c) for c in choices]
+        # span[k]: number of decision rows below a prefix of length k (mixed radix, last step fastest)
+        self._span = np.cumprod([1, *self.choices[::-1]])[::-1].astype(np.int64)
+        self.n: dict[Prefix, int] = {}
+        self.total: dict[Prefix, float] = {}
+        self._taken = TakenSet(space)
+        self._sorted: np.ndarray | None = None  # finite: pool positions in decision order
+        self._exhausted: set[Prefix] = set()  # infinite: prefixes where completion failed
+        self._free_count: dict[Prefix, int] = {}  # finite: unevaluated archs below a prefix (lazy)
+
+    # ------------------------------------------------------------------ public interface
+    def min_budget(self) -> int:
+        return self.init_samples
+
+    def ask(self, n: int = 1) -> list[Arch]:
+        self._index_pool()
+        proposals = []
+        for _ in range(n):
+            if self.num_told < self.init_samples:
+                arch = self._draw_below(())
+            else:
+                arch = None
+                while arch is None:
+                    path = self.select()
+                    if path is None:
+                        break  # nothing left below the root
+                    arch = self._draw_below(path[-1])
+            if arch is None:
+                break
+            self._take(arch)
+            proposals.append(arch)
+        return proposals
+
+    def tell(self, archs: Sequence[Arch], rewards: Sequence[float]) -> None:
+        super().tell(archs, rewards)
+        self._index_pool()
+        rows = self.space.to_decisions(list(archs))
+        for arch, row, reward in zip(archs, rows, rewards):
+            self._take(arch)
+            self.backpropagate(tuple(int(c) for c in row), float(reward))
+
+    # ------------------------------------------------------------------ tree
+    def backpropagate(self, row: Prefix, reward: float) -> None:
+        """Add ``reward`` to every prefix of the decision row, root included."""
+        for k in range(len(row) + 1):
+            prefix = row[:k]
+            self.n[prefix] = self.n.get(prefix, 0) + 1
+            self.total[prefix] = self.total.get(prefix, 0.0) + reward
+
+    def x_bar(self, prefix: Prefix) -> float:
+        return self.total[prefix] / self.n[prefix]
+
+    def uct(self, parent: Prefix, children: list[Prefix]) -> np.ndarray:
+        """UCT scores of ``children`` (inf for unvisited ones), LaNAS's formula."""
+        # Plain floats: a handful of children per step, where numpy's per-call overhead dominates.
+        log_parent = math.log(max(self.n.get(parent, 0), 1))
+        scores = []
+        for child in children:
+            n = self.n.get(child, 0)
+            scores.append(math.inf if n == 0 else
+                          self.total[child] / n + 2 * self.Cp * math.sqrt(2 * log_parent / n))
+        return np.array(scores)
+
+    def select(self) -> list[Prefix] | None:
+        """Path from the root to the first unvisited node (or a full architecture), by UCT.
+
+        Only children with unevaluated architectures below them compete. None when the root has
+        nothing left.
+        """
+        node: Prefix = ()
+        if not self._has_free(node):
+            return None
+        path = [node]
+        while len(node) < len(self.choices) and self.n.get(node, 0) > 0:
+            kids = [(*node, c) for c in range(self.choices[len(node)])]
+            kids = [kid for kid in kids if self._has_free(kid)]
+            if not kids:
+                break  # only on spaces that cannot be enumerated: completion below ``node`` decides
+            scores = self.uct(node, kids)
+            best = np.flatnonzero(scores == scores.max())
+            node = kids[int(best[self.rng.integers(len(best))]) if len(best) > 1 else int(best[0])]
+            path.append(node)
+        return path
+
+    # ------------------------------------------------------------------ the architectures below a prefix
+    def _index_pool(self) -> None:
+        if self._sorted is not None or not isinstance(self.space, FiniteSearchSpace):
+            return
+        rows = self.space.to_decisions(self.space.enumerate())
+        keys = rows.astype(np.int64) @ self._span[1:]
+        order = np.argsort(keys, kind="stable")
+        self._sorted = order
+        self._keys = keys[order]
+        self._rank = np.empty_like(order)
+        self._rank[order] = np.arange(len(order))
+        self._free = np.ones(len(order), dtype=bool)  # in decision order
+        self._free[self._rank[np.flatnonzero(self._taken.mask.taken)]] = False
+
+    def _slice(self, prefix: Prefix) -> slice:
+        k = len(prefix)
+        lo_key = int(np.dot(prefix, self._span[1 : k + 1])) if k else 0
+        lo, hi = np.searchsorted(self._keys, [lo_key, lo_key + self._span[k]])
+        return slice(int(lo), int(hi))
+
+    def _has_free(self, prefix: Prefix) -> bool:
+        if self._sorted is not None:
+            # Counted once per prefix, then kept up to date by _take: O(1) per UCT step.
+            if prefix not in self._free_count:
+                self._free_count[prefix] = int(np.count_nonzero(self._free[self._slice(prefix)]))
+            return self._free_count[prefix] > 0
+        return prefix not in self._exhausted
+
+    def _draw_below(self, prefix: Prefix) -> Arch | None:
+        """A uniformly random unevaluated architecture whose decisions start with ``prefix``."""
+        if self._sorted is not None:
+            part = self._slice(prefix)
+            free = np.flatnonzero(self._free[part])
+            if len(free) == 0:
+                return None
+            return int(self._sorted[part.start + free[self.rng.integers(len(free))]])
+        k = len(prefix)
+        for _ in range(self.max_completion_tries):
+            rest = [int(self.rng.integers(c)) for c in self.choices[k:]]
+            arch = self.space.from_decisions(np.array([[*prefix, *rest]]))[0]
+            if arch not in self._taken:
+                return arch
+        self._exhausted.add(prefix)
+        return None
+
+    def _take(self, arch: Arch) -> None:
+        self._taken.take([arch])
+        if self._sorted is not None and self._free[self._rank[int(arch)]]:
+            self._free[self._rank[int(arch)]] = False
+            row = tuple(int(c) for c in self.space.to_decisions([arch])[0])
+            for k in range(len(row) + 1):
+                if row[:k] in self._free_count:
+                    self._free_count[row[:k]] -= 1
+
+    def stats(self) -> dict[str, Any]:
+        return {"nodes": len(self.n)}

@@ -1,0 +1,54 @@
+"""Which architectures a searcher has already spent (evaluated or proposed), on any space.
+
+Finite spaces keep a boolean mask over the pool (:class:`~lanas.searchers.base.PoolMask`); other
+spaces keep a set of :meth:`~lanas.spaces.base.SearchSpace.arch_id` strings. Searchers use it so
+that no sample is ever spent twice on the same architecture.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from lanas.searchers.base import PoolMask
+from lanas.spaces.base import Arch, FiniteSearchSpace, SearchSpace
+
+
+class TakenSet:
+    """Architectures already evaluated or proposed, with uniform draws among the others."""
+
+    def __init__(self, space: SearchSpace, max_tries: int = 1000) -> None:
+        self.space = space
+        self.max_tries = max_tries  # rejection-sampling attempts on spaces that cannot be enumerated
+        self.mask = PoolMask(len(space)) if isinstance(space, FiniteSearchSpace) else None
+        self.ids: set[str] = set()
+
+    def __contains__(self, arch: Arch) -> bool:
+        if self.mask is not None:
+            return bool(self.mask.taken[int(arch)])
+        return self.space.arch_id(arch) in self.ids
+
+    def __len__(self) -> int:
+        return self.mask.num_taken if self.mask is not None else len(self.ids)
+
+    def take(self, archs: Iterable[Arch]) -> None:
+        archs = list(archs)
+        if self.mask is not None:
+            self.mask.take([int(a) for a in archs])
+        else:
+            self.ids.update(self.space.arch_id(a) for a in archs)
+
+    @property
+    def exhausted(self) -> bool:
+        return self.mask is not None and self.mask.exhausted
+
+    def draw(self, rng: np.random.Generator) -> Arch | None:
+        """A uniformly random architecture not taken yet (None when none is left or none was found)."""
+        if self.mask is not None:
+            return self.mask.draw(rng)
+        for _ in range(self.max_tries):
+            arch = self.space.sample(rng, 1)[0]
+            if arch not in self:
+                return arch
+        return None
