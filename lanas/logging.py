@@ -103,15 +103,35 @@ class WandbLogger(RunLogger):
             return os.environ["WANDB_MODE"]
         return "online" if wandb_has_credentials() else "offline"
 
+    @staticmethod
+    def run_labels(config: dict[str, Any], out_dir: Path, group: str | None = None,
+                   tags: list[str] | None = None) -> tuple[str | None, str | None, list[str]]:
+        """wandb group, job type and tags of a run: grouped by experiment (``experiment_name`` of a preset)
+        and searcher, tagged with the values this run's sweep set (from ``<run dir>/.hydra/overrides.yaml``),
+        so the wandb UI can filter and group a study the way the report does."""
+        from lanas.analysis import read_overrides  # the report's notion of a swept parameter
+
+        experiment = config.get("experiment_name")
+        searcher = (config.get("searcher") or {}).get("name")
+        labels = list(tags or [])
+        if experiment:
+            labels.append(str(experiment))
+        labels += [f"{key}={value}" for key, value in read_overrides(Path(out_dir)).items()
+                   if key not in ("experiment", "searcher")]
+        # wandb rejects tags longer than 64 characters; keep order, drop repeats.
+        labels = list(dict.fromkeys(tag[:64] for tag in labels))
+        return (str(experiment) if experiment else group), searcher, labels
+
     def start(self, config, out_dir, name, group=None, tags=None, resume_step=0) -> None:
         # A resumed run is a new wandb run (tagged "resumed"); trace.csv holds the whole history.
         tags = [*(tags or []), "resumed"] if resume_step else tags
         try:
             import wandb
 
+            group, job_type, tags = self.run_labels(config, Path(out_dir), group, tags)
             self._run = wandb.init(
                 project=self.project, entity=self.entity, mode=self.resolved_mode(), dir=str(out_dir),
-                name=name, group=group, tags=tags, config=config, reinit="finish_previous",
+                name=name, group=group, job_type=job_type, tags=tags, config=config, reinit="finish_previous",
                 settings=wandb.Settings(silent=True, console="off", x_disable_stats=True),
             )
             self._run.define_metric("samples")
@@ -134,6 +154,8 @@ class WandbLogger(RunLogger):
             for key, value in summary.items():
                 if isinstance(value, (int, float, str)) or value is None:
                     self._run.summary[key] = value
+            for key, value in (summary.get("searcher_params") or {}).items():
+                self._run.summary[f"searcher.{key}"] = value  # filterable beside the swept tags
             self._run.finish()
         except Exception as err:  # noqa: BLE001
             self._fail("finish", err)

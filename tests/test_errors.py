@@ -56,6 +56,10 @@ BAD_HYPERPARAMETERS: dict[str, list[tuple[str, str]]] = {
         ("searcher.Cp=-1", "searcher.Cp must be >= 0"),
         ("searcher.init_samples=0", "searcher.init_samples must be >= 1"),
     ],
+    # Random search has no knobs: any key is refused by name.
+    "random": [
+        ("+searcher.population_size=5", "searcher.population_size is not a parameter of RandomSearch"),
+    ],
     "bo": [
         ("searcher.acquisition=pi", "searcher.acquisition='pi' is unknown"),
         ("searcher.init_samples=0", "searcher.init_samples must be >= 1"),
@@ -120,7 +124,8 @@ def test_bad_run_settings(overrides, expected, tmp_path):
 @pytest.mark.parametrize(
     ("override", "expected"),
     [
-        ("searcher=nope", "searcher=nope: could not find 'searcher/nope'. Available options in 'searcher': lanas"),
+        ("searcher=nope", "searcher=nope: could not find 'searcher/nope'. Available options in 'searcher': "
+         + ", ".join(SEARCHERS)),
         ("dataset=mnist", "Available options in 'dataset': cifar10, cifar100, imagenet16-120"),
         ("logger=tensorboard", "Available options in 'logger':"),
         ("searcher.nope=1", "searcher.nope is not a config key; allowed here: Cp, init_samples"),
@@ -137,7 +142,7 @@ def test_unknown_group_options_and_keys(override, expected):
 @pytest.mark.parametrize(
     ("override", "expected"),
     [
-        ("searcher=nope", "Available options in 'searcher': lanas"),
+        ("searcher=nope", "Available options in 'searcher': " + ", ".join(SEARCHERS)),
         ("searcher.nope=1", "searcher.nope is not a config key"),
         ("searcher.Cp=-1", "searcher.Cp must be >= 0"),
     ],

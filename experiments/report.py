@@ -1,0 +1,306 @@
+"""Tables and figures of one or more sweeps: ``python -m experiments.report <multirun dir(s)> [--out DIR]``.
+
+Groups the runs by searcher and by every parameter that was swept (read from each run's
+``summary.json`` and ``.hydra/overrides.yaml``), prints the table, and writes to the report folder:
+
+- ``table.md`` / ``table.csv``: per group, runs, samples to the global optimum (mean, SE, Kaplan-Meier
+  median and IQR, censored runs counted as such) and the mean best reward at fixed budgets;
+  ``runs.csv``: one row per run; ``references.csv``: the paper's and random search's figures;
+- ``best_so_far.png`` and ``regret.png`` (log scale): mean and standard-error band per group;
+- ``samples_to_optimum.png``: the metric per group, or against the swept parameter (one parameter),
+  and ``heatmap_<a>__<b>.png`` for two parameters, with the reference figures beside ours.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+import numpy as np
+# Figure objects, not pyplot: files only, no display needed, and the caller's backend (a notebook's
+# inline one) is left alone.
+from matplotlib.figure import Figure
+
+from lanas import analysis
+from lanas.analysis import Run
+
+
+def _fmt(value: Any, digits: int = 1) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "–"
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _param(value: Any) -> str:
+    """A parameter value as the user typed it (0.001 stays 0.001, unlike a fixed-digit float)."""
+    return f"{value:g}" if isinstance(value, float) else ("" if value is None else str(value))
+
+
+def _label(keys: Sequence[str], values: Sequence[Any]) -> str:
+    return ", ".join(_param(v) if k == "searcher" else f"{k.removeprefix('searcher.')}={_param(v)}"
+                     for k, v in zip(keys, values))
+
+
+def markdown_table(rows: list[dict[str, Any]], keys: Sequence[str], budgets: Sequence[int]) -> str:
+    """The summary table as Markdown; censored means are lower bounds (>=), undefined medians '>max'."""
+    head = [*keys, "runs", "censored", "samples to optimum: mean ± SE", "median [IQR]",
+            *[f"best@{b}" for b in budgets], "wall s/run"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in rows:
+        lower = ">= " if row["censored"] else ""
+        mean = f"{lower}{row['mean']:.1f} ± {_fmt(row['se'])}"
+        if math.isnan(row["median"]):
+            median = f"> {row['max_censor']}"
+        else:
+            median = f"{row['median']:.0f} [{_fmt(row['q25'], 0)}, {_fmt(row['q75'], 0)}]"
+        cells = [_param(row[k]) for k in keys] + [str(row["runs"]), str(row["censored"]), mean, median]
+        cells += [_fmt(row[f"best@{b}"], 4) for b in budgets] + [_fmt(row["wall_time_s"], 2)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def references_markdown(refs: list[dict[str, Any]]) -> str:
+    if not refs:
+        return ""
+    lines = ["| reference | benchmark | dataset | runs | mean samples to optimum | median |", "|---|---|---|---|---|---|"]
+    for ref in refs:
+        lines.append(f"| {ref['source']} | {ref['benchmark']} | {ref['dataset']} | {_fmt(ref['runs'])} | "
+                     f"{_fmt(ref['mean'])} | {_fmt(ref['median'])} |")
+    return "\n".join(lines)
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    columns: list[str] = []
+    for row in rows:
+        columns.extend(k for k in row if k not in columns)
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _colors(n: int) -> list:
+    cmap = matplotlib.colormaps["viridis" if n > 10 else "tab10"]
+    return [cmap(i / max(n - 1, 1)) if n > 10 else cmap(i) for i in range(n)]
+
+
+def plot_curves(groups: dict[tuple, list[Run]], keys: Sequence[str], path: Path, regret: bool,
+                refs: list[dict[str, Any]]) -> None:
+    """Mean best-so-far (or regret, log scale) against samples with a standard-error band per group."""
+    fig = Figure(figsize=(8, 5))
+    ax = fig.subplots()
+    drawn = []
+    for values, runs in groups.items():
+        c = analysis.curves(runs, regret=regret)
+        # Regret: the curve ends where every run has found the optimum (zero has no place on a log axis).
+        ok = (c["count"] > 0) & ((c["mean"] > 0) if regret else True)
+        drawn.append((values, runs, c["samples"][ok], c["mean"][ok], np.nan_to_num(c["se"][ok])))
+    if regret:
+        positive = np.concatenate([d[3] for d in drawn]) if drawn else np.array([])
+        bottom = float(positive.min()) / 3 if len(positive) else 1e-6
+        top = float(positive.max()) * 2 if len(positive) else 1.0
+    else:
+        # The first few random samples span a wide range; start the axis where the searches differ.
+        tenth = [d[3][min(9, len(d[3]) - 1)] for d in drawn if len(d[3])]
+        bottom = min(tenth) - 0.002 if tenth else None
+        top = None
+    for color, (values, runs, x, mean, se) in zip(_colors(len(drawn)), drawn):
+        ax.plot(x, mean, color=color, lw=1.6, label=f"{_label(keys, values)} (n={len(runs)})")
+        low = np.maximum(mean - se, bottom) if regret else mean - se  # a band below the axis runs to its edge
+        ax.fill_between(x, low, mean + se, color=color, alpha=0.2, lw=0, step=None)
+    for ref, style in zip(refs, ("--", ":", "-.")):
+        if ref.get("mean") and not math.isnan(ref["mean"]):
+            ax.axvline(ref["mean"], color="grey", ls=style, lw=1, label=f"{ref['source']}: mean {ref['mean']:.0f}")
+    ax.set_xscale("log")
+    ax.set_xlabel("samples evaluated")
+    if regret:
+        ax.set_yscale("log")
+        ax.set_ylim(bottom, top)
+        ax.set_ylabel("regret = global optimum − best so far (mean ± SE)")
+    else:
+        ax.set_ylim(bottom=bottom)
+        ax.set_ylabel("best reward so far (mean ± SE)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    ax.set_title("regret against samples" if regret else "best reward so far against samples")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def _numeric(values: Sequence[Any]) -> bool:
+    return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+
+
+def _set_param_scale(ax: Any, values: Sequence[float]) -> None:
+    positive = sorted(v for v in values if v > 0)
+    if len(positive) >= 2 and positive[-1] / positive[0] >= 20:
+        # Log-spaced sweeps (Cp) often include 0: symlog keeps it on the axis.
+        if min(values) <= 0:
+            ax.set_xscale("symlog", linthresh=positive[0])
+        else:
+            ax.set_xscale("log")
+
+
+def plot_metric(rows: list[dict[str, Any]], keys: Sequence[str], path: Path, refs: list[dict[str, Any]]) -> None:
+    """Samples to optimum (mean ± SE, and KM median) per group, or against the one swept parameter."""
+    params = [k for k in keys if k != "searcher"]
+    fig = Figure(figsize=(8, 5))
+    ax = fig.subplots()
+    if len(params) == 1 and _numeric([r[params[0]] for r in rows if r.get(params[0]) is not None]):
+        param = params[0]
+        searchers = sorted({str(r.get("searcher")) for r in rows}) if "searcher" in keys else [None]
+        for color, name in zip(_colors(len(searchers)), searchers):
+            sub = [r for r in rows if name is None or str(r.get("searcher")) == name]
+            sub = [r for r in sub if r.get(param) is not None]
+            sub.sort(key=lambda r: r[param])
+            x = [r[param] for r in sub]
+            ax.errorbar(x, [r["mean"] for r in sub], yerr=[r["se"] for r in sub], color=color, marker="o",
+                        capsize=3, label=f"{name + ': ' if name else ''}mean ± SE")
+            ax.plot(x, [r["median"] for r in sub], color=color, ls="--", marker="s", ms=4,
+                    label=f"{name + ': ' if name else ''}median (Kaplan-Meier)")
+            for r in sub:
+                if r["censored"]:
+                    ax.annotate(f"{r['censored']} cens.", (r[param], r["mean"]), fontsize=7,
+                                textcoords="offset points", xytext=(4, 4))
+        _set_param_scale(ax, [r[param] for r in rows if r.get(param) is not None])
+        ax.set_xlabel(param)
+    else:
+        labels = [_label(keys, [r[k] for k in keys]) for r in rows]
+        x = np.arange(len(rows))
+        ax.errorbar(x, [r["mean"] for r in rows], yerr=[r["se"] for r in rows], fmt="o", capsize=4,
+                    label="ours: mean ± SE")
+        ax.plot(x, [r["median"] for r in rows], "s", color="C1", label="ours: median (Kaplan-Meier)")
+        for i, r in enumerate(rows):
+            if r["censored"]:
+                ax.annotate(f"{r['censored']}/{r['runs']} censored: mean is a lower bound", (i, r["mean"]),
+                            fontsize=7, textcoords="offset points", xytext=(-60, 8))
+        ax.set_xticks(x, labels, rotation=30, ha="right", fontsize=8)
+    for ref, style in zip(refs, ("--", ":", "-.")):
+        if ref.get("mean") and not math.isnan(ref["mean"]):
+            ax.axhline(ref["mean"], color="grey", ls=style, lw=1, label=f"{ref['source']}: mean {ref['mean']:.0f}")
+    ax.set_yscale("log")
+    ax.set_ylabel("samples to the global optimum")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    ax.set_title("samples to the global optimum (censored runs count at their budget: a lower bound)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def plot_heatmaps(rows: list[dict[str, Any]], keys: Sequence[str], out: Path) -> list[Path]:
+    """Mean samples to optimum over two swept parameters, one heat map per searcher."""
+    a, b = [k for k in keys if k != "searcher"][:2]
+    paths = []
+    for name in sorted({str(r.get("searcher")) for r in rows}):
+        sub = [r for r in rows if str(r.get("searcher")) == name and r.get(a) is not None and r.get(b) is not None]
+        if not sub:
+            continue
+        xs = sorted({r[a] for r in sub}, key=str if not _numeric([r[a] for r in sub]) else float)
+        ys = sorted({r[b] for r in sub}, key=str if not _numeric([r[b] for r in sub]) else float)
+        grid = np.full((len(ys), len(xs)), np.nan)
+        censored = np.zeros_like(grid, dtype=int)
+        for r in sub:
+            grid[ys.index(r[b]), xs.index(r[a])] = r["mean"]
+            censored[ys.index(r[b]), xs.index(r[a])] = r["censored"]
+        fig = Figure(figsize=(1.0 + 0.9 * len(xs), 1.2 + 0.6 * len(ys)))
+        ax = fig.subplots()
+        image = ax.imshow(grid, cmap="viridis_r", aspect="auto", origin="lower")
+        for (i, j), value in np.ndenumerate(grid):
+            if not np.isnan(value):
+                mark = "*" if censored[i, j] else ""
+                ax.text(j, i, f"{value:.0f}{mark}", ha="center", va="center", fontsize=7, color="w")
+        ax.set_xticks(range(len(xs)), [_param(x) for x in xs])
+        ax.set_yticks(range(len(ys)), [_param(y) for y in ys])
+        ax.set_xlabel(a)
+        ax.set_ylabel(b)
+        fig.colorbar(image, ax=ax, label="mean samples to optimum (* = censored runs)")
+        ax.set_title(f"{name}")
+        fig.tight_layout()
+        path = out / f"heatmap_{a}__{b}{'_' + name if len(rows) != len(sub) else ''}.png"
+        fig.savefig(path, dpi=120)
+        paths.append(path)
+    return paths
+
+
+def make_report(roots: Sequence[str | Path], out: str | Path, budgets: Sequence[int] = analysis.DEFAULT_BUDGETS,
+                with_references: bool = True) -> dict[str, Any]:
+    """Load the runs below ``roots``, write the report into ``out`` and return what was written."""
+    runs, unfinished = analysis.load_runs(roots)
+    if not runs:
+        raise SystemExit(f"error: no finished runs (summary.json + trace.csv) below {', '.join(map(str, roots))}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    keys = analysis.swept_parameters(runs)
+    rows = analysis.summary_table(runs, keys, budgets)
+    refs = analysis.references(runs, analysis.pool_sizes(runs) if with_references else None)
+    groups = analysis.group_runs(runs, keys)
+
+    table = markdown_table(rows, keys, budgets)
+    ref_table = references_markdown(refs)
+    write_csv(out / "table.csv", rows)
+    write_csv(out / "runs.csv", analysis.runs_table(runs))
+    if refs:
+        write_csv(out / "references.csv", refs)
+    figures = [out / "best_so_far.png", out / "regret.png", out / "samples_to_optimum.png"]
+    plot_curves(groups, keys, figures[0], regret=False, refs=refs)
+    plot_curves(groups, keys, figures[1], regret=True, refs=refs)
+    plot_metric(rows, keys, figures[2], refs)
+    if len([k for k in keys if k != "searcher"]) == 2:
+        figures += plot_heatmaps(rows, keys, out)
+
+    notes = [f"{len(runs)} finished runs from {', '.join(map(str, roots))}; grouped by {', '.join(keys)}."]
+    if unfinished:
+        notes.append(f"{len(unfinished)} unfinished runs left out: {', '.join(str(p) for p in unfinished[:5])}"
+                     + (" ..." if len(unfinished) > 5 else ""))
+    notes.append("Samples to optimum: censored runs (optimum not reached within budget) count at their budget, "
+                 "so a mean marked >= is a lower bound; median and IQR are Kaplan-Meier estimates.")
+    md = ["# Report", "", *notes, "", "## Samples to the global optimum and best reward at fixed budgets", "", table]
+    if ref_table:
+        md += ["", "## Reference figures", "", ref_table]
+    md += ["", "## Figures", ""] + [f"![{p.stem}]({p.name})" for p in figures]
+    (out / "table.md").write_text("\n".join(md) + "\n")
+    return {"runs": runs, "unfinished": unfinished, "keys": keys, "rows": rows, "references": refs,
+            "table": table, "references_table": ref_table, "notes": notes, "figures": figures, "out": out}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m experiments.report", description=__doc__.split("\n\n")[0])
+    parser.add_argument("dirs", nargs="+", help="multirun (sweep) directories or single run directories")
+    parser.add_argument("--out", help="report folder (default: reports/<name of the first directory>)")
+    parser.add_argument("--budgets", default=",".join(map(str, analysis.DEFAULT_BUDGETS)),
+                        help="comma-separated sample budgets for the best-reward columns")
+    parser.add_argument("--no-references", action="store_true",
+                        help="do not rebuild benchmarks to compute random search's expectation")
+    args = parser.parse_args(argv)
+    try:
+        budgets = [int(b) for b in args.budgets.split(",") if b]
+    except ValueError:
+        parser.error(f"--budgets must be comma-separated integers, got {args.budgets!r}")
+    out = Path(args.out) if args.out else Path("reports") / Path(args.dirs[0]).resolve().name
+    try:
+        report = make_report(args.dirs, out, budgets, with_references=not args.no_references)
+    except FileNotFoundError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print("\n".join(report["notes"]))
+    print()
+    print(report["table"])
+    if report["references_table"]:
+        print()
+        print(report["references_table"])
+    print(f"\nreport written to {out}/ (table.md, table.csv, runs.csv, {', '.join(p.name for p in report['figures'])})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
