@@ -9,7 +9,7 @@ from scipy.stats import rankdata
 from lanas.app import run
 from lanas.benchmarks.nasbench201 import NASBench201Benchmark
 from lanas.errors import ConfigError
-from lanas.searchers.lanas import LaNAS
+from lanas.searchers.lanas import LaNAS, fit_linear
 from lanas.searchers.lanas_plus import LaNASPlus
 from lanas.spaces.nasbench201 import NASBench201Space, index_to_ops
 from tests.helpers import compose_config
@@ -37,7 +37,7 @@ def feed(searcher, reward_fn, n: int) -> None:
 
 
 def test_tree_is_learned_on_mid_ranks(space, table):
-    plus = make(space, tree_height=3, init_samples=50, refit_every=1000, local_prob=0.0)
+    plus = make(space, tree_height=3, init_samples=50, refit_every=1000, local_prob=0.0, split="regression")
     feed(plus, lambda a: table[a], 50)
     plus.refit()
     y = np.array(plus.rewards)
@@ -72,8 +72,24 @@ def test_untransformed_rewards_depend_on_scale(space, table):
     assert runs[0] != runs[1]
 
 
+def test_classifier_split_fits_good_bad_labels(space, table):
+    plus = make(space, tree_height=3, init_samples=60, refit_every=1000, split="classifier")
+    feed(plus, lambda a: table[a], 60)
+    plus.refit()
+    X = space.encode(plus.archs).astype(np.float64)
+    ranks = (rankdata(plus.rewards) - 0.5) / 60
+    good = ranks >= ranks.mean()
+    w, b = fit_linear(X, good.astype(float))
+    assert np.allclose(plus.W[0], w) and plus.b[0] == pytest.approx(b) and plus.threshold[0] == 0.5
+    assert plus.n[1] == good.sum() and plus.n[2] == (~good).sum()
+    # Candidates go to the good child where the discriminant says "good".
+    pred = space.features().astype(np.float64) @ w + b
+    assert np.array_equal(plus.leaf_of < 5, pred >= 0.5) or np.mean((plus.leaf_of < 5) == (pred >= 0.5)) > 0.999
+
+
 def test_in_region_mutations_stay_in_the_leaf_near_its_best_samples(space, table):
-    plus = make(space, tree_height=4, init_samples=100, refit_every=1000, local_top=3, local_steps=1)
+    plus = make(space, tree_height=4, init_samples=100, refit_every=1000, local_top=3, local_steps=1,
+                local_move="mutate")
     feed(plus, lambda a: table[a], 100)
     plus.refit()
     archs = np.array(plus.archs)
@@ -94,6 +110,32 @@ def test_in_region_mutations_stay_in_the_leaf_near_its_best_samples(space, table
         edits = (index_to_ops(top) != index_to_ops(arch)).sum(axis=1)
         assert edits.min() == 1  # one elementary change away from one of the leaf's three best
     assert tried >= 4
+
+
+def test_nearest_in_leaf_is_the_closest_free_candidate_of_the_leaf(space, table):
+    plus = make(space, tree_height=4, init_samples=100, refit_every=1000, local_top=1, local_move="nearest")
+    feed(plus, lambda a: table[a], 100)
+    plus.refit()
+    X = space.features()
+    archs, rewards = np.array(plus.archs), np.array(plus.rewards)
+    free = ~plus._pool.taken
+    tried = 0
+    for leaf in range(plus.num_internal, plus.num_nodes):
+        inside = plus.leaf_of[archs] == leaf
+        arch = plus.nearest_in_leaf(leaf)
+        if not inside.any() or not (free & (plus.leaf_of == leaf)).any():
+            assert arch is None
+            continue
+        tried += 1
+        assert plus.leaf_of[arch] == leaf and free[arch]
+        parent = archs[inside][np.argmax(rewards[inside])]
+        candidates = np.flatnonzero(free & (plus.leaf_of == leaf))
+        # No free candidate of the leaf is closer to the leaf's best sample.
+        assert np.abs(X[arch] - X[parent]).sum() == np.abs(X[candidates] - X[parent]).sum(axis=1).min()
+    assert tried >= 4
+    # Nothing within the radius: the caller falls back to a uniform draw.
+    plus.local_radius = 0.0
+    assert all(plus.nearest_in_leaf(leaf) is None for leaf in range(plus.num_internal, plus.num_nodes))
 
 
 def test_local_proposals_are_used_and_backpropagated_to_their_leaf(space, table):
@@ -163,6 +205,9 @@ def test_defaults_reach_the_optimum_sooner_than_lanas(space, table):
         ({"local_top": 0}, "searcher.local_top must be >= 1"),
         ({"local_steps": 0}, "searcher.local_steps must be >= 1"),
         ({"size_bonus": -1}, "searcher.size_bonus must be >= 0"),
+        ({"local_radius": -1}, "searcher.local_radius must be >= 0"),
+        ({"local_move": "jump"}, "searcher.local_move='jump' is unknown; allowed: nearest, mutate"),
+        ({"split": "tree"}, "searcher.split='tree' is unknown; allowed: regression, classifier"),
         ({"Cp": -1}, "searcher.Cp must be >= 0"),
     ],
 )
