@@ -31,19 +31,70 @@ BENCHMARKS: dict[str, list[str]] = {
     "nb101-20k": ["benchmark=nasbench101", f"benchmark.path={NB101_SLICE}", "benchmark.reward=val_mean"],
 }
 
-# Variant name -> Hydra overrides on top of the named searcher preset. Every idea tried is kept here.
+# Variant name -> Hydra overrides. Every idea tried is kept here, in the order tried; the numbers are
+# in experiments/lanas_plus_ablation.md. FIRST is the first LaNAS+ draft (rank-scaled rewards and
+# in-leaf mutations on LaNAS's height-5 tree); later rounds change one or two knobs from it.
+PLUS = "searcher=lanas_plus"
+FIRST = [PLUS, "searcher.tree_height=5", "searcher.local_top=3", "searcher.local_move=mutate",
+         "searcher.split=regression"]
+TOP1 = [*FIRST, "searcher.local_top=1"]
+TOP1_H4 = [*TOP1, "searcher.tree_height=4"]
+NEAREST = [*TOP1_H4, "searcher.local_move=nearest"]
 VARIANTS: dict[str, list[str]] = {
+    # references
     "lanas": ["searcher=lanas"],
     "evolution": ["searcher=evolution"],
     "random": ["searcher=random"],
     "lanas_h7_cp0.5": ["searcher=lanas", "searcher.tree_height=7", "searcher.Cp=0.5"],
-    "lanas_predicted_routing": ["searcher=lanas", "searcher.route_samples=predicted"],
-    "plus": ["searcher=lanas_plus"],
-    "plus_no_transform": ["searcher=lanas_plus", "searcher.reward_transform=none"],
-    "plus_zscore": ["searcher=lanas_plus", "searcher.reward_transform=zscore"],
-    "plus_no_local": ["searcher=lanas_plus", "searcher.local_prob=0"],
-    "rank_only": ["searcher=lanas_plus", "searcher.local_prob=0"],
-    "local_only": ["searcher=lanas_plus", "searcher.reward_transform=none"],
+    # round 1: which part of the first draft matters
+    "first": FIRST,
+    "first_rank_only": [*FIRST, "searcher.local_prob=0"],
+    "first_local_only": [*FIRST, "searcher.reward_transform=none"],
+    "first_zscore": [*FIRST, "searcher.reward_transform=zscore"],
+    # round 2: one knob at a time from the first draft
+    "first_p0.25": [*FIRST, "searcher.local_prob=0.25"],
+    "first_p0.75": [*FIRST, "searcher.local_prob=0.75"],
+    "first_p1.0": [*FIRST, "searcher.local_prob=1.0"],
+    "first_top1": TOP1,
+    "first_top5": [*FIRST, "searcher.local_top=5"],
+    "first_steps2": [*FIRST, "searcher.local_steps=2"],
+    "first_cp0.05": [*FIRST, "searcher.Cp=0.05"],
+    "first_cp0.2": [*FIRST, "searcher.Cp=0.2"],
+    "first_cp0.5": [*FIRST, "searcher.Cp=0.5"],
+    "first_h4": [*FIRST, "searcher.tree_height=4"],
+    "first_h6": [*FIRST, "searcher.tree_height=6"],
+    "first_h7_cp0.5": [*FIRST, "searcher.tree_height=7", "searcher.Cp=0.5"],
+    "first_size0.1": [*FIRST, "searcher.size_bonus=0.1"],
+    "first_size0.3": [*FIRST, "searcher.size_bonus=0.3"],
+    "first_predicted_routing": [*FIRST, "searcher.route_samples=predicted"],
+    # round 3: combinations with local_top=1
+    "top1_p0.75": [*TOP1, "searcher.local_prob=0.75"],
+    "top1_cp0.05": [*TOP1, "searcher.Cp=0.05"],
+    "top1_h4": TOP1_H4,
+    "top1_pred": [*TOP1, "searcher.route_samples=predicted"],
+    "top1_cp0.05_pred": [*TOP1, "searcher.Cp=0.05", "searcher.route_samples=predicted"],
+    "top1_h4_pred": [*TOP1_H4, "searcher.route_samples=predicted"],
+    "top1_p0.75_cp0.05_pred": [*TOP1, "searcher.local_prob=0.75", "searcher.Cp=0.05",
+                               "searcher.route_samples=predicted"],
+    "top1_h4_cp0.05_pred": [*TOP1_H4, "searcher.Cp=0.05", "searcher.route_samples=predicted"],
+    # round 4: classifier split, height 3
+    "top1_h3": [*TOP1, "searcher.tree_height=3"],
+    "top1_cls": [*TOP1, "searcher.split=classifier"],
+    "top1_h4_cls": [*TOP1_H4, "searcher.split=classifier"],
+    "top1_cls_pred": [*TOP1, "searcher.split=classifier", "searcher.route_samples=predicted"],
+    "top1_h4_cls_pred": [*TOP1_H4, "searcher.split=classifier", "searcher.route_samples=predicted"],
+    "top1_h4_p0.75": [*TOP1_H4, "searcher.local_prob=0.75"],
+    # round 5: nearest-in-leaf local moves (mutate's rejection loop costs 20x on the NB-101 slice)
+    "nearest_no_radius": [*NEAREST, "searcher.local_radius=1000"],
+    "nearest": NEAREST,
+    "nearest_p0.3": [*NEAREST, "searcher.local_prob=0.3"],
+    "nearest_size0.1": [*NEAREST, "searcher.size_bonus=0.1"],
+    "nearest_pred": [*NEAREST, "searcher.route_samples=predicted"],
+    "nearest_top3": [*NEAREST, "searcher.local_top=3"],
+    "top1_h4_mutate_tries5": [*TOP1_H4, "searcher.local_tries=5"],
+    "nearest_cls": [*NEAREST, "searcher.split=classifier"],
+    # the preset's defaults (= nearest_cls)
+    "plus": [PLUS],
 }
 
 
