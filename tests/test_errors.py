@@ -48,6 +48,16 @@ BAD_HYPERPARAMETERS: dict[str, list[tuple[str, str]]] = {
         ("searcher.route_samples=both", "searcher.route_samples='both' is unknown"),
         ("searcher.leaf_fallback=none", "searcher.leaf_fallback='none' is unknown"),
     ],
+    "lanas_plus": [
+        ("searcher.tree_height=0", "searcher.tree_height must be >= 1, got 0"),
+        ("searcher.reward_transform=log", "searcher.reward_transform='log' is unknown; allowed: none, rank, zscore"),
+        ("searcher.split=tree", "searcher.split='tree' is unknown; allowed: regression, classifier"),
+        ("searcher.local_prob=1.5", "searcher.local_prob must be <= 1.0, got 1.5"),
+        ("searcher.local_move=jump", "searcher.local_move='jump' is unknown; allowed: nearest, mutate"),
+        ("searcher.local_radius=-1", "searcher.local_radius must be >= 0"),
+        ("searcher.local_top=0", "searcher.local_top must be >= 1"),
+        ("searcher.size_bonus=-0.5", "searcher.size_bonus must be >= 0"),
+    ],
     "evolution": [
         ("searcher.population_size=0", "searcher.population_size must be >= 1"),
         ("searcher.tournament_size=0", "searcher.tournament_size must be >= 1"),

@@ -1,0 +1,240 @@
+"""Ablation of the LaNAS+ ideas on NAS-Bench-201: samples to the global optimum, many seeds, in-process.
+
+    python -m experiments.lanas_plus_ablation --variants lanas plus --seeds 0 50
+    python -m experiments.lanas_plus_ablation --variants lanas plus --seeds 1000 1100 --jobs 2   # held out
+    python -m experiments.lanas_plus_ablation --timing 500 --variants lanas plus --seeds 0 10  # ms/sample
+    python -m experiments.lanas_plus_ablation --trace 20 --variants lanas --datasets cifar10    # one run's tree
+
+Each run builds the searcher exactly as ``run.py`` would (the composed Hydra config through
+``lanas.app.prepare``), then loops ask / query / tell without writing files until the optimum is
+evaluated. Prints one row per (variant, dataset): mean, standard error, median, max and the
+searcher's loop time per sample (ask + tell only, table lookups excluded).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from multiprocessing import Pool
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # before numpy loads BLAS: one thread per process on a shared machine
+import numpy as np  # noqa: E402
+
+DATASETS = ("cifar10", "cifar100", "imagenet16-120")
+NB101_SLICE = os.environ.get(  # beside the project, as tests/conftest.py expects it
+    "LANAS_NB101_SLICE", str(Path(__file__).resolve().parents[2] / "shared" / "data" / "nb101-subset" / "data-20k.json"))
+# Benchmark name -> overrides. NB201 datasets by name; the 20,001-cell NAS-Bench-101 slice holds
+# validation accuracies only, so its reward is their mean over the 3 repeats.
+BENCHMARKS: dict[str, list[str]] = {
+    **{name: [f"dataset={name}"] for name in DATASETS},
+    "nb101-20k": ["benchmark=nasbench101", f"benchmark.path={NB101_SLICE}", "benchmark.reward=val_mean"],
+}
+
+# Variant name -> Hydra overrides. Every idea tried is kept here, in the order tried; the numbers are
+# in experiments/lanas_plus_ablation.md. FIRST is the first LaNAS+ draft (rank-scaled rewards and
+# in-leaf mutations on LaNAS's height-5 tree); later rounds change one or two knobs from it.
+PLUS = "searcher=lanas_plus"
+FIRST = [PLUS, "searcher.tree_height=5", "searcher.local_top=3", "searcher.local_move=mutate",
+         "searcher.split=regression"]
+TOP1 = [*FIRST, "searcher.local_top=1"]
+TOP1_H4 = [*TOP1, "searcher.tree_height=4"]
+NEAREST = [*TOP1_H4, "searcher.local_move=nearest"]
+VARIANTS: dict[str, list[str]] = {
+    # references
+    "lanas": ["searcher=lanas"],
+    "evolution": ["searcher=evolution"],
+    "random": ["searcher=random"],
+    "lanas_h7_cp0.5": ["searcher=lanas", "searcher.tree_height=7", "searcher.Cp=0.5"],
+    # round 1: which part of the first draft matters
+    "first": FIRST,
+    "first_rank_only": [*FIRST, "searcher.local_prob=0"],
+    "first_local_only": [*FIRST, "searcher.reward_transform=none"],
+    "first_zscore": [*FIRST, "searcher.reward_transform=zscore"],
+    # round 2: one knob at a time from the first draft
+    "first_p0.25": [*FIRST, "searcher.local_prob=0.25"],
+    "first_p0.75": [*FIRST, "searcher.local_prob=0.75"],
+    "first_p1.0": [*FIRST, "searcher.local_prob=1.0"],
+    "first_top1": TOP1,
+    "first_top5": [*FIRST, "searcher.local_top=5"],
+    "first_steps2": [*FIRST, "searcher.local_steps=2"],
+    "first_cp0.05": [*FIRST, "searcher.Cp=0.05"],
+    "first_cp0.2": [*FIRST, "searcher.Cp=0.2"],
+    "first_cp0.5": [*FIRST, "searcher.Cp=0.5"],
+    "first_h4": [*FIRST, "searcher.tree_height=4"],
+    "first_h6": [*FIRST, "searcher.tree_height=6"],
+    "first_h7_cp0.5": [*FIRST, "searcher.tree_height=7", "searcher.Cp=0.5"],
+    "first_size0.1": [*FIRST, "searcher.size_bonus=0.1"],
+    "first_size0.3": [*FIRST, "searcher.size_bonus=0.3"],
+    "first_predicted_routing": [*FIRST, "searcher.route_samples=predicted"],
+    # round 3: combinations with local_top=1
+    "top1_p0.75": [*TOP1, "searcher.local_prob=0.75"],
+    "top1_cp0.05": [*TOP1, "searcher.Cp=0.05"],
+    "top1_h4": TOP1_H4,
+    "top1_pred": [*TOP1, "searcher.route_samples=predicted"],
+    "top1_cp0.05_pred": [*TOP1, "searcher.Cp=0.05", "searcher.route_samples=predicted"],
+    "top1_h4_pred": [*TOP1_H4, "searcher.route_samples=predicted"],
+    "top1_p0.75_cp0.05_pred": [*TOP1, "searcher.local_prob=0.75", "searcher.Cp=0.05",
+                               "searcher.route_samples=predicted"],
+    "top1_h4_cp0.05_pred": [*TOP1_H4, "searcher.Cp=0.05", "searcher.route_samples=predicted"],
+    # round 4: classifier split, height 3
+    "top1_h3": [*TOP1, "searcher.tree_height=3"],
+    "top1_cls": [*TOP1, "searcher.split=classifier"],
+    "top1_h4_cls": [*TOP1_H4, "searcher.split=classifier"],
+    "top1_cls_pred": [*TOP1, "searcher.split=classifier", "searcher.route_samples=predicted"],
+    "top1_h4_cls_pred": [*TOP1_H4, "searcher.split=classifier", "searcher.route_samples=predicted"],
+    "top1_h4_p0.75": [*TOP1_H4, "searcher.local_prob=0.75"],
+    # round 5: nearest-in-leaf local moves (mutate's rejection loop costs 20x on the NB-101 slice)
+    "nearest_no_radius": [*NEAREST, "searcher.local_radius=1000"],
+    "nearest": NEAREST,
+    "nearest_p0.3": [*NEAREST, "searcher.local_prob=0.3"],
+    "nearest_size0.1": [*NEAREST, "searcher.size_bonus=0.1"],
+    "nearest_pred": [*NEAREST, "searcher.route_samples=predicted"],
+    "nearest_top3": [*NEAREST, "searcher.local_top=3"],
+    "top1_h4_mutate_tries5": [*TOP1_H4, "searcher.local_tries=5"],
+    "nearest_cls": [*NEAREST, "searcher.split=classifier"],
+    # the preset's defaults (= nearest_cls)
+    "plus": [PLUS],
+}
+
+
+def parse_variant(spec: str) -> tuple[str, list[str]]:
+    """A named variant, or ``name:override,override`` for an ad-hoc one."""
+    if ":" in spec:
+        name, overrides = spec.split(":", 1)
+        return name, [o for o in overrides.split(",") if o]
+    return spec, VARIANTS[spec]
+
+
+def run_one(args: tuple[list[str], str, int]) -> tuple[int | None, int, float]:
+    """(samples to optimum or None, samples taken, searcher seconds) of one seeded search."""
+    from lanas.app import prepare
+    from tests.helpers import compose_config
+
+    overrides, dataset, seed = args
+    cfg = compose_config(*overrides, *BENCHMARKS[dataset], f"seed={seed}")
+    _, evaluator, searcher, info, eval_rng = prepare(cfg)
+    spent = 0.0  # only the searcher's time: ask + tell
+    for n in range(1, info.budget + 1):
+        start = time.perf_counter()
+        archs = searcher.ask(1)
+        spent += time.perf_counter() - start
+        if not archs:
+            return None, n - 1, spent
+        rewards = evaluator.query(archs, eval_rng)
+        start = time.perf_counter()
+        searcher.tell(archs, rewards)
+        spent += time.perf_counter() - start
+        if evaluator.is_optimal(archs)[0]:
+            return n, n, spent
+    return None, info.budget, spent
+
+
+def trace_optimum(spec: str, dataset: str, seed: int, every: int = 10) -> None:
+    """Where the global optimum sits after every ``every``-th re-fit of one run: the evidence behind LaNAS+.
+
+    Prints the optimum's leaf (0 = leftmost, best-predicted), the unevaluated candidates in it, its
+    visit count and value, its rank among leaves by value (0 = best) and the sizes of all leaves.
+    """
+    from lanas.app import prepare
+    from tests.helpers import compose_config
+
+    cfg = compose_config(*parse_variant(spec)[1], *BENCHMARKS[dataset], f"seed={seed}")
+    _, evaluator, searcher, info, eval_rng = prepare(cfg)
+    optimum = int(evaluator.optimal_archs()[0])
+    refits = 0
+    for n in range(1, info.budget + 1):
+        archs = searcher.ask(1)
+        if searcher.num_refits != refits:
+            refits = searcher.num_refits
+            if refits % every == 1:
+                leaves = np.arange(searcher.num_internal, searcher.num_nodes)
+                leaf = int(searcher.leaf_of[optimum])
+                by_value = np.argsort(-searcher.x_bar[leaves], kind="stable")
+                rank = int(np.flatnonzero(leaves[by_value] == leaf)[0])
+                sizes = searcher.leaf_sizes()
+                print(f"refit {refits:3d} at {searcher.num_told:5d} samples: optimum in leaf {leaf - searcher.num_internal:2d} "
+                      f"({sizes[leaf - searcher.num_internal]:5d} free, n={searcher.n[leaf]:3d}, "
+                      f"value={searcher.x_bar[leaf]:.3f}, rank {rank:2d} of {len(leaves)}); leaf sizes {sizes.tolist()}")
+        searcher.tell(archs, evaluator.query(archs, eval_rng))
+        if archs[0] == optimum:
+            print(f"optimum evaluated at sample {n}")
+            return
+
+
+def time_variants(variants: list[str], datasets: list[str], seeds: range, budget: int) -> None:
+    """Searcher ms/sample over a fixed number of samples, variants interleaved seed by seed.
+
+    Interleaving puts every variant under the same machine load (this machine is shared), and a
+    fixed budget compares the same tree sizes whatever each variant's samples-to-optimum is.
+    """
+    from lanas.app import prepare
+    from tests.helpers import compose_config
+
+    spent = {v: 0.0 for v in variants}
+    for dataset in datasets:
+        for seed in seeds:
+            for spec in variants:
+                _, overrides = parse_variant(spec)
+                cfg = compose_config(*overrides, *BENCHMARKS[dataset], f"seed={seed}", f"budget={budget}")
+                _, evaluator, searcher, _, eval_rng = prepare(cfg)
+                rewards = evaluator.query(np.arange(len(evaluator._mean())), eval_rng)  # looked up beforehand
+                start = time.perf_counter()
+                for _ in range(budget):
+                    archs = searcher.ask(1)
+                    searcher.tell(archs, rewards[np.asarray(archs)])
+                spent[spec] += time.perf_counter() - start
+    runs = len(datasets) * len(seeds)
+    base = spent[variants[0]]
+    for spec in variants:
+        print(f"{parse_variant(spec)[0]:28s} {1000 * spent[spec] / (runs * budget):.3f} ms/sample "
+              f"({spent[spec] / base:.2f}x {parse_variant(variants[0])[0]}) over {runs} runs of {budget} samples")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--variants", nargs="+", default=["lanas", "plus"])
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(BENCHMARKS))
+    parser.add_argument("--seeds", nargs=2, type=int, default=[0, 50], metavar=("FIRST", "END"))
+    parser.add_argument("--jobs", type=int, default=1, help="processes (this machine is shared: 2 at most)")
+    parser.add_argument("--timing", type=int, metavar="BUDGET", help="only time the variants over BUDGET samples")
+    parser.add_argument("--trace", type=int, metavar="SEED", help="only trace the optimum's leaf in one run")
+    args = parser.parse_args()
+    if args.trace is not None:
+        trace_optimum(args.variants[0], args.datasets[0], args.trace)
+        return
+    seeds = range(*args.seeds)
+    if args.timing:
+        time_variants(args.variants, args.datasets, seeds, args.timing)
+        return
+    print(f"seeds {args.seeds[0]}..{args.seeds[1] - 1} ({len(seeds)} per dataset)")
+    print(f"{'variant':28s} {'dataset':15s} {'mean':>7s} {'SE':>6s} {'median':>7s} {'max':>6s} {'ms/sample':>9s}")
+    with Pool(min(args.jobs, 2)) if args.jobs > 1 else _Serial() as pool:
+        for spec in args.variants:
+            name, overrides = parse_variant(spec)
+            for dataset in args.datasets:
+                results = pool.map(run_one, [(overrides, dataset, s) for s in seeds])
+                hits = np.array([r[0] if r[0] is not None else r[1] for r in results], dtype=float)
+                ms = 1000 * sum(r[2] for r in results) / max(sum(r[1] for r in results), 1)
+                se = hits.std(ddof=1) / np.sqrt(len(hits)) if len(hits) > 1 else float("nan")
+                print(f"{name:28s} {dataset:15s} {hits.mean():7.1f} {se:6.1f} {np.median(hits):7.1f} "
+                      f"{hits.max():6.0f} {ms:9.3f}", flush=True)
+
+
+class _Serial:
+    """``Pool``'s ``map`` in this process (no second process on a shared machine)."""
+
+    def __enter__(self) -> _Serial:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    @staticmethod
+    def map(fn, items):  # noqa: ANN001, ANN205 - mirrors multiprocessing.Pool.map
+        return [fn(item) for item in items]
+
+
+if __name__ == "__main__":
+    main()
