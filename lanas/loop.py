@@ -256,6 +256,7 @@ def run_search(
         "resumes": state.resumes,
         **info.extra,
         "searcher_stats": searcher.stats(),
+        "evaluator_stats": evaluator.stats(),
     }
     write_json_atomic(out_dir / "summary.json", summary)
     logger.finish(summary)

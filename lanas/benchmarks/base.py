@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -32,6 +33,10 @@ class Evaluator(ABC):
     def is_optimal(self, archs: Sequence[Arch]) -> np.ndarray:
         """Whether each architecture is a global optimum (all false when unknown)."""
         return np.zeros(len(archs), dtype=bool)
+
+    def stats(self) -> dict[str, Any]:
+        """Evaluator-specific figures for the summary (e.g. seconds per evaluation)."""
+        return {}
 
 
 class TabularBenchmark(Evaluator):

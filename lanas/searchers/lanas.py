@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from lanas.errors import require_choice, require_float, require_int
-from lanas.searchers.base import PoolMask, Searcher
+from lanas.searchers.base import PoolMask, Searcher, one_blas_thread
 from lanas.spaces.base import Arch, SearchSpace
 
 REGRESSORS = ("linear", "ridge")
@@ -123,6 +123,7 @@ class LaNAS(Searcher):
     def min_budget(self) -> int:
         return self.init_samples
 
+    @one_blas_thread
     def ask(self, n: int = 1) -> list[Arch]:
         if not self.space.is_finite:
             return self._ask_unbounded(n)
@@ -146,6 +147,7 @@ class LaNAS(Searcher):
             proposals.append(arch)
         return proposals
 
+    @one_blas_thread
     def tell(self, archs: Sequence[Arch], rewards: Sequence[float]) -> None:
         archs = [int(a) for a in archs] if self.space.is_finite else list(archs)
         super().tell(archs, rewards)
