@@ -118,7 +118,7 @@ def plot_curves(groups: dict[tuple, list[Run]], keys: Sequence[str], path: Path,
         ax.plot(x, mean, color=color, lw=1.6, label=f"{_label(keys, values)} (n={len(runs)})")
         low = np.maximum(mean - se, bottom) if regret else mean - se  # a band below the axis runs to its edge
         ax.fill_between(x, low, mean + se, color=color, alpha=0.2, lw=0, step=None)
-    for ref, style in zip(refs, ("--", ":", "-.")):
+    for ref, style in zip([r for r in refs if r.get("comparable", True)], ("--", ":", "-.")):
         if ref.get("mean") and not math.isnan(ref["mean"]):
             ax.axvline(ref["mean"], color="grey", ls=style, lw=1, label=f"{ref['source']}: mean {ref['mean']:.0f}")
     ax.set_xscale("log")
@@ -170,7 +170,7 @@ def plot_metric(rows: list[dict[str, Any]], keys: Sequence[str], path: Path, ref
                     label=f"{name + ': ' if name else ''}median (Kaplan-Meier)")
             for r in sub:
                 if r["censored"]:
-                    ax.annotate(f"{r['censored']} cens.", (r[param], r["mean"]), fontsize=7,
+                    ax.annotate(f"{r['censored']}/{r['runs']} cens.", (r[param], r["mean"]), fontsize=7,
                                 textcoords="offset points", xytext=(4, 4))
         _set_param_scale(ax, [r[param] for r in rows if r.get(param) is not None])
         ax.set_xlabel(param)
@@ -182,17 +182,18 @@ def plot_metric(rows: list[dict[str, Any]], keys: Sequence[str], path: Path, ref
         ax.plot(x, [r["median"] for r in rows], "s", color="C1", label="ours: median (Kaplan-Meier)")
         for i, r in enumerate(rows):
             if r["censored"]:
-                ax.annotate(f"{r['censored']}/{r['runs']} censored: mean is a lower bound", (i, r["mean"]),
-                            fontsize=7, textcoords="offset points", xytext=(-60, 8))
+                ax.annotate(f"{r['censored']}/{r['runs']} cens.", (i, r["mean"]),
+                            fontsize=7, textcoords="offset points", xytext=(5, 5))
         ax.set_xticks(x, labels, rotation=30, ha="right", fontsize=8)
-    for ref, style in zip(refs, ("--", ":", "-.")):
+    for ref, style in zip([r for r in refs if r.get("comparable", True)], ("--", ":", "-.")):
         if ref.get("mean") and not math.isnan(ref["mean"]):
             ax.axhline(ref["mean"], color="grey", ls=style, lw=1, label=f"{ref['source']}: mean {ref['mean']:.0f}")
     ax.set_yscale("log")
     ax.set_ylabel("samples to the global optimum")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7)
-    ax.set_title("samples to the global optimum (censored runs count at their budget: a lower bound)")
+    ax.set_title("samples to the global optimum\n(cens. = runs without the optimum, counted at their budget: "
+                 "the mean is a lower bound)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 
@@ -212,19 +213,22 @@ def plot_heatmaps(rows: list[dict[str, Any]], keys: Sequence[str], out: Path) ->
         for r in sub:
             grid[ys.index(r[b]), xs.index(r[a])] = r["mean"]
             censored[ys.index(r[b]), xs.index(r[a])] = r["censored"]
-        fig = Figure(figsize=(1.0 + 0.9 * len(xs), 1.2 + 0.6 * len(ys)))
+        fig = Figure(figsize=(3.5 + 1.0 * len(xs), 2.2 + 0.6 * len(ys)))
         ax = fig.subplots()
         image = ax.imshow(grid, cmap="viridis_r", aspect="auto", origin="lower")
         for (i, j), value in np.ndenumerate(grid):
             if not np.isnan(value):
                 mark = "*" if censored[i, j] else ""
-                ax.text(j, i, f"{value:.0f}{mark}", ha="center", va="center", fontsize=7, color="w")
+                # Dark text on the bright (low, good) end of viridis_r, white on the dark end.
+                color = "k" if image.norm(value) < 0.5 else "w"
+                ax.text(j, i, f"{value:.0f}{mark}", ha="center", va="center", fontsize=8, color=color)
         ax.set_xticks(range(len(xs)), [_param(x) for x in xs])
         ax.set_yticks(range(len(ys)), [_param(y) for y in ys])
         ax.set_xlabel(a)
         ax.set_ylabel(b)
-        fig.colorbar(image, ax=ax, label="mean samples to optimum (* = censored runs)")
-        ax.set_title(f"{name}")
+        fig.colorbar(image, ax=ax, label="mean samples to optimum")
+        title = "" if name == "None" else f"{name}: "
+        ax.set_title(f"{title}mean samples to the global optimum\n(* = some runs censored: a lower bound)", fontsize=9)
         fig.tight_layout()
         path = out / f"heatmap_{a}__{b}{'_' + name if len(rows) != len(sub) else ''}.png"
         fig.savefig(path, dpi=120)
@@ -237,7 +241,7 @@ def make_report(roots: Sequence[str | Path], out: str | Path, budgets: Sequence[
     """Load the runs below ``roots``, write the report into ``out`` and return what was written."""
     runs, unfinished = analysis.load_runs(roots)
     if not runs:
-        raise SystemExit(f"error: no finished runs (summary.json + trace.csv) below {', '.join(map(str, roots))}")
+        raise FileNotFoundError(f"no finished runs (summary.json + trace.csv) below {', '.join(map(str, roots))}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     keys = analysis.swept_parameters(runs)

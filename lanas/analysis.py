@@ -30,7 +30,8 @@ from lanas.errors import BenchmarkDataError
 # Budgets at which the best reward found so far is reported (issue #3's comparison).
 DEFAULT_BUDGETS = (100, 200, 500, 1000)
 # Override keys that never change a run's result: not parameters of the study.
-NON_PARAMETERS = frozenset({"seed", "logger", "progress", "scale", "n_seeds", "hydra.launcher.n_jobs"})
+NON_PARAMETERS = frozenset({"seed", "logger", "progress", "scale", "n_seeds", "checkpoint_every", "resume",
+                            "resume_ignore", "benchmark.path", "evaluator.checkpoint"})
 # Summary fields that describe what was run (used as parameters when they differ between runs).
 DESCRIPTIVE = ("experiment", "searcher", "search_space", "benchmark", "dataset", "budget")
 
@@ -39,7 +40,7 @@ DESCRIPTIVE = ("experiment", "searcher", "search_space", "benchmark", "dataset",
 PAPER_REFERENCES: dict[tuple[str, str], list[dict[str, Any]]] = {
     ("nasbench101", "cifar10"): [
         {"source": "paper: LaNAS (41 published runs)", "searcher": "lanas", "runs": 41,
-         "mean": 2274.0, "median": 2056.0},
+         "mean": 2274.0, "median": 2056.0, "pool_size": 423_624},
     ],
 }
 
@@ -321,10 +322,16 @@ def references(runs: Sequence[Run], pool: dict[tuple[str, str], tuple[int, int]]
     seen = sorted({(str(r.summary.get("benchmark")), str(r.summary.get("dataset"))) for r in runs})
     for bench in seen:
         for ref in PAPER_REFERENCES.get(bench, []):
-            out.append({"benchmark": bench[0], "dataset": bench[1], **ref})
+            ref = {"benchmark": bench[0], "dataset": bench[1], **ref, "comparable": True}
+            if pool and bench in pool and pool[bench][0] != ref["pool_size"]:
+                # A subset table is a different, easier problem: keep the figure, say why it does not apply.
+                ref["comparable"] = False
+                ref["source"] += f" on all {ref['pool_size']:,} cells; this pool has {pool[bench][0]:,}: not comparable"
+            out.append(ref)
         if pool and bench in pool:
             n, k = pool[bench]
-            out.append({"benchmark": bench[0], "dataset": bench[1], "searcher": "random",
+            out.append({"benchmark": bench[0], "dataset": bench[1], "searcher": "random", "comparable": True,
+                        "pool_size": n,
                         "source": f"random search, expected (N+1)/(k+1), N={n}, k={k}",
                         "runs": None, "mean": random_search_expectation(n, k),
                         # One optimum sits at a uniform position of a random permutation: median (N+1)/2.

@@ -10,6 +10,10 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
+# The tests' matrices are small: BLAS threads only add overhead, and oversubscribe cores when
+# pytest and run.py subprocesses run side by side (measured: one test 90 s -> 12 s on a busy machine).
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

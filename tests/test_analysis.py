@@ -135,3 +135,8 @@ def test_references_name_the_paper_figures_for_nasbench101(tmp_path):
     run.summary.update(benchmark="nasbench101", dataset="cifar10")
     refs = analysis.references([run], {("nasbench101", "cifar10"): (423_624, 1)})
     assert [(r["mean"], r["median"]) for r in refs] == [(2274.0, 2056.0), (211_812.5, 211_812.5)]
+    assert all(r["comparable"] for r in refs)
+    # On a subset table the paper's figure stays in the table, flagged, and random's expectation follows N.
+    subset = analysis.references([run], {("nasbench101", "cifar10"): (20_001, 1)})
+    assert not subset[0]["comparable"] and "not comparable" in subset[0]["source"]
+    assert subset[1]["mean"] == 10_001.0 and subset[1]["comparable"]

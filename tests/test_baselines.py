@@ -11,6 +11,7 @@ import pytest
 from scipy.stats import norm
 
 from lanas.app import run
+from lanas.benchmarks.nasbench201 import NASBench201Benchmark
 from lanas.errors import ConfigError
 from lanas.searchers.bo import GPBayesOpt, expected_improvement, upper_confidence_bound
 from lanas.searchers.evolution import RegularizedEvolution
@@ -344,3 +345,41 @@ def test_run_py_sweep_over_the_baselines(tmp_path):
     assert all(s["num_samples"] == 60 for s in summaries)
     for kind in SEARCHERS:
         assert any(line.startswith(f"{kind} on nasbench201/cifar10 seed=0:") for line in result.stdout.splitlines())
+
+
+@pytest.mark.parametrize("kind", ["bo", "mcts"])
+def test_budget_below_init_samples_is_refused_before_any_work(kind, tmp_path):
+    with pytest.raises(ConfigError, match=f"budget=5 is smaller than the 10 samples searcher={kind} needs"):
+        run(compose_config(f"searcher={kind}", "budget=5"), tmp_path)
+    assert not (tmp_path / "trace.csv").exists()
+
+
+def test_bo_candidates_are_the_unevaluated_pool_or_a_subset_of_it():
+    space = Grid((6, 6))
+    full = make("bo", space, candidates=0, mutation_candidates=0)
+    full.tell([0, 7, 14], [0.1, 0.2, 0.3])
+    assert full.candidate_set() == [a for a in range(36) if a not in (0, 7, 14)]
+    part = make("bo", space, candidates=10, mutation_candidates=20)
+    part.tell([0, 7, 14], [0.1, 0.2, 0.3])
+    chosen = part.candidate_set()
+    assert len(set(chosen)) == len(chosen) and not {0, 7, 14} & set(chosen)
+    assert 10 <= len(chosen) <= 30
+
+
+@pytest.mark.parametrize("kind", ["evolution", "mcts"])
+def test_searchers_beat_random_search_on_nasbench201(kind, nb201):
+    """Random search needs (15625 + 1) / 2 = 7813 samples on average to evaluate the optimum."""
+    bench = NASBench201Benchmark("cifar10")
+    optimum = int(bench.optimal_archs()[0])
+    table = bench.query(nb201.enumerate(), np.random.default_rng(0))
+    needed = []
+    for seed in range(5):
+        searcher = make(kind, nb201, seed=seed, **({"population_size": 50, "tournament_size": 10}
+                                                    if kind == "evolution" else {"init_samples": 10}))
+        for i in range(1, len(nb201) + 1):
+            arch = searcher.ask(1)[0]
+            searcher.tell([arch], [table[arch]])
+            if arch == optimum:
+                break
+        needed.append(i)
+    assert np.mean(needed) < 7813 / 2, needed

@@ -19,7 +19,10 @@ from tests.helpers import CONF_DIR
 from tests.test_run import run_py
 
 CONF = Path(CONF_DIR)
-PRESETS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml") if not p.stem.startswith("_"))
+# Research presets are sweeps built on `_sweep`; single-run presets (the one-shot issue's
+# oneshot_cifar10 / final_cifar10 and their *_smoke twins, run by lanas.training entries) are not.
+PRESETS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml")
+                 if not p.stem.startswith("_") and "_sweep" in yaml.safe_load(p.read_text()).get("defaults", []))
 REQUIRED = {"rq1_learned_vs_fixed", "rq2_baselines_nb201", "rq2_baselines_nb101", "rq3_tree_height", "rq3_cp",
             "rq3_init_samples", "rq4_oneshot"}
 
@@ -76,6 +79,8 @@ def test_preset_is_a_documented_sweep_in_a_fixed_directory(preset):
     assert cfg.experiment_name == preset
     assert cfg.hydra.sweep.dir == f"multirun/{preset}"
     assert OmegaConf.to_container(cfg.hydra.sweep)["subdir"] == "${hydra.job.override_dirname}"
+    excluded = set(cfg.hydra.job.config.override_dirname.exclude_keys)
+    assert {"benchmark.path", "evaluator.checkpoint", "logger", "n_seeds"} <= excluded, "paths would nest dirs"
     assert cfg.n_seeds >= 10 and cfg.hydra.sweeper.params.seed == f"range({cfg.n_seeds})"
     smoke = compose_preset(f"experiment={preset}", "scale=smoke")
     assert smoke.hydra.sweep.dir == f"multirun/{preset}_smoke", "smoke jobs must never pass for full ones"
@@ -109,3 +114,17 @@ def test_smoke_sweep_runs_end_to_end_and_reports(tmp_path, preset):
         s["samples_to_optimum"] is not None for s in summaries)
     assert all(not math.isnan(r["best@100"]) for r in out["rows"])
     assert (tmp_path / "report" / "table.md").is_file() and (tmp_path / "report" / "regret.png").is_file()
+
+
+@pytest.mark.slow  # the first use enumerates NAS-Bench-101 (about a minute, then cached)
+def test_rq2_nb101_smoke_on_the_real_subset_flags_the_paper_figure(tmp_path, shared_data):
+    subset = shared_data / "nb101-subset" / "data-20k.json"
+    result = run_py("-m", "experiment=rq2_baselines_nb101", "scale=smoke", "searcher=lanas,random",
+                    f"benchmark.path={subset}", "benchmark.reward=val_mean", f"hydra.sweep.dir={tmp_path / 'sweep'}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    names = sorted(p.parent.name for p in (tmp_path / "sweep").glob("*/summary.json"))
+    assert len(names) == 4 and not any("data-20k" in n for n in names), "paths stay out of job dir names"
+    out = report.make_report([tmp_path / "sweep"], tmp_path / "report")
+    paper, random_ref = out["references"]
+    assert paper["mean"] == 2274.0 and not paper["comparable"]
+    assert random_ref["mean"] == pytest.approx((20_001 + 1) / 2)

@@ -440,3 +440,19 @@ def test_download_checks_the_sha256_and_keeps_nothing_on_mismatch(tmp_path):
     assert not dest.exists() and list(dest.parent.iterdir()) == []
     assert download.download(source.as_uri(), good, dest).read_bytes() == source.read_bytes()
     assert set(download.FILES) == {"only108", "full"}
+
+
+@settings(max_examples=150, deadline=None)
+@given(cells)
+def test_fast_mask_hash_agrees_with_the_model_spec(cell):
+    from lanas.nasbench101.spec import hash_of_masks
+
+    bits, ops, _ = cell
+    matrix, names = raw_cell(bits, ops)
+    out = [int(sum(1 << w for w in np.flatnonzero(matrix[v]))) for v in range(7)]
+    fast = hash_of_masks(out, [-1, *[OPS.index(o) for o in ops], -2])
+    try:
+        expected = spec_hash(matrix, names)
+    except InvalidArchitectureError:
+        expected = None
+    assert fast == expected

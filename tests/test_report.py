@@ -81,3 +81,6 @@ def test_searchers_side_by_side_and_missing_directory(tmp_path, capsys):
     assert [r["best@2"] for r in result["rows"]] == pytest.approx([OPT, 0.6])
     assert report.main([str(tmp_path / "missing")]) == 2
     assert "no such run or sweep directory" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert report.main([str(tmp_path / "empty")]) == 2
+    assert capsys.readouterr().err.startswith("error: no finished runs")

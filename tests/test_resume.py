@@ -30,15 +30,16 @@ ROOT = Path(__file__).resolve().parents[1]
 SEARCHERS = sorted(path.stem for path in (ROOT / "conf" / "searcher").glob("*.yaml"))
 # Overrides that keep a searcher's 300-sample run quick (add one here if a new searcher is slow).
 FAST: dict[str, list[str]] = {}
-BUDGET = 300
+BUDGET = 300  # the SIGKILL tests; the in-process ones stop at IN_PROCESS_BUDGET (crash points are below it)
+IN_PROCESS_BUDGET = 100
 # sampled rewards: the evaluation generator must be restored too, not only the searcher's.
-COMMON = [f"budget={BUDGET}", "stop_at_optimum=false", "benchmark.reward=sampled", "trace_timing=false", "seed=5"]
+COMMON = ["stop_at_optimum=false", "benchmark.reward=sampled", "trace_timing=false", "seed=5"]
 # Fields of summary.json that legitimately differ between an interrupted and an uninterrupted run.
 TIMING_FIELDS = {"wall_time_s", "resumes"}
 
 
-def overrides(searcher: str, *extra: str) -> list[str]:
-    return [f"searcher={searcher}", *COMMON, *FAST.get(searcher, []), *extra]
+def overrides(searcher: str, *extra: str, budget: int = BUDGET) -> list[str]:
+    return [f"searcher={searcher}", f"budget={budget}", *COMMON, *FAST.get(searcher, []), *extra]
 
 
 def summary_without_timing(out: Path) -> dict:
@@ -47,14 +48,18 @@ def summary_without_timing(out: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory) -> dict[str, Path]:
-    """One uninterrupted run per searcher (default checkpoint_every)."""
-    outs = {}
-    for searcher in SEARCHERS:
-        out = tmp_path_factory.mktemp(f"ref-{searcher}")
-        run(compose_config(*overrides(searcher)), out)
-        outs[searcher] = out
-    return outs
+def reference(tmp_path_factory):
+    """``reference(searcher, budget)``: the directory of an uninterrupted run (default checkpoint_every), made once."""
+    outs: dict[tuple[str, int], Path] = {}
+
+    def get(searcher: str, budget: int = BUDGET) -> Path:
+        if (searcher, budget) not in outs:
+            out = tmp_path_factory.mktemp(f"ref-{searcher}-{budget}")
+            run(compose_config(*overrides(searcher, budget=budget)), out)
+            outs[searcher, budget] = out
+        return outs[searcher, budget]
+
+    return get
 
 
 class _Crash(BaseException):
@@ -78,19 +83,19 @@ def crash_at(monkeypatch: pytest.MonkeyPatch, calls: int) -> None:
 @pytest.mark.parametrize("searcher", SEARCHERS)
 def test_in_process_crashes_resume_to_the_uninterrupted_trace(searcher, reference, tmp_path, monkeypatch):
     # Crash points around checkpoints (every 7 samples): just before, at and after one, twice in a row.
+    budget = IN_PROCESS_BUDGET
     for calls, every in ((1, 7), (8, 7), (7, 7), (15, 7), (40, 1), (2, 50)):
         with monkeypatch.context() as patch:
             crash_at(patch, calls)
             with pytest.raises(_Crash):
-                run(compose_config(*overrides(searcher, f"checkpoint_every={every}")), tmp_path)
-    run(compose_config(*overrides(searcher, "checkpoint_every=7")), tmp_path)
-    assert (tmp_path / "trace.csv").read_bytes() == (reference[searcher] / "trace.csv").read_bytes()
-    assert summary_without_timing(tmp_path) == summary_without_timing(reference[searcher])
+                run(compose_config(*overrides(searcher, f"checkpoint_every={every}", budget=budget)), tmp_path)
+    run(compose_config(*overrides(searcher, "checkpoint_every=7", budget=budget)), tmp_path)
+    assert (tmp_path / "trace.csv").read_bytes() == (reference(searcher, budget) / "trace.csv").read_bytes()
+    assert summary_without_timing(tmp_path) == summary_without_timing(reference(searcher, budget))
     assert json.loads((tmp_path / "summary.json").read_text())["resumes"] >= 1
 
 
 def test_crash_inside_a_checkpoint_write_keeps_the_previous_one(reference, tmp_path, monkeypatch):
-    searcher = SEARCHERS[0]
     original = os.replace
     count = {"n": 0}
 
@@ -103,12 +108,13 @@ def test_crash_inside_a_checkpoint_write_keeps_the_previous_one(reference, tmp_p
 
     monkeypatch.setattr(checkpoint_module.os, "replace", replace)
     with pytest.raises(_Crash):
-        run(compose_config(*overrides(searcher, "checkpoint_every=10")), tmp_path)
+        run(compose_config(*overrides("lanas", "checkpoint_every=10", budget=IN_PROCESS_BUDGET)), tmp_path)
     monkeypatch.undo()
     header = checkpoint_module.Checkpointer(tmp_path, 1, {}, {}).read_header()
     assert header["num_samples"] == 20
-    run(compose_config(*overrides(searcher)), tmp_path)
-    assert (tmp_path / "trace.csv").read_bytes() == (reference[searcher] / "trace.csv").read_bytes()
+    run(compose_config(*overrides("lanas", budget=IN_PROCESS_BUDGET)), tmp_path)
+    expected = reference("lanas", IN_PROCESS_BUDGET) / "trace.csv"
+    assert (tmp_path / "trace.csv").read_bytes() == expected.read_bytes()
 
 
 def test_a_complete_run_is_not_redone(tmp_path):
@@ -217,8 +223,8 @@ def test_sigkill_at_random_points_then_resume_gives_the_same_trace(searcher, ref
     rng = random.Random(f"fast-{searcher}")
     seen = kill_and_resume(tmp_path, overrides(searcher), _kill_points(rng, 3), everies=[1, 5, 17])
     assert any(0 < rows < BUDGET for rows in seen), f"no kill landed inside the run: {seen}"
-    assert (tmp_path / "trace.csv").read_bytes() == (reference[searcher] / "trace.csv").read_bytes()
-    assert summary_without_timing(tmp_path) == summary_without_timing(reference[searcher])
+    assert (tmp_path / "trace.csv").read_bytes() == (reference(searcher) / "trace.csv").read_bytes()
+    assert summary_without_timing(tmp_path) == summary_without_timing(reference(searcher))
 
 
 @pytest.mark.slow
@@ -229,13 +235,13 @@ def test_many_sigkills_then_resume_gives_the_same_trace(searcher, trial, referen
     kills = _kill_points(rng, 8)
     seen = kill_and_resume(tmp_path, overrides(searcher), kills, everies=[rng.choice([1, 2, 7, 50]) for _ in kills])
     assert sum(0 < rows < BUDGET for rows in seen) >= 4, f"too few kills landed inside the run: {seen}"
-    assert (tmp_path / "trace.csv").read_bytes() == (reference[searcher] / "trace.csv").read_bytes()
-    assert summary_without_timing(tmp_path) == summary_without_timing(reference[searcher])
+    assert (tmp_path / "trace.csv").read_bytes() == (reference(searcher) / "trace.csv").read_bytes()
+    assert summary_without_timing(tmp_path) == summary_without_timing(reference(searcher))
 
 
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_sigint_and_sigterm_stop_cleanly(sig, code, reference, tmp_path):
-    searcher = SEARCHERS[0]
+    searcher = "lanas"
     proc = _start(tmp_path, overrides(searcher, "checkpoint_every=1000"))
     _wait_for_rows(proc, tmp_path / "trace.csv", 40)
     proc.send_signal(sig)
@@ -252,7 +258,7 @@ def test_sigint_and_sigterm_stop_cleanly(sig, code, reference, tmp_path):
                              "progress=false", *overrides(searcher)], cwd=ROOT, env=_env(),
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
-    assert (tmp_path / "trace.csv").read_bytes() == (reference[searcher] / "trace.csv").read_bytes()
+    assert (tmp_path / "trace.csv").read_bytes() == (reference(searcher) / "trace.csv").read_bytes()
 
 
 def test_metrics_csv_after_a_resume_equals_the_uninterrupted_one(tmp_path, monkeypatch):

@@ -204,6 +204,8 @@ def load_pool(progress: bool = False) -> Pool:
 
 
 if __name__ == "__main__":
+    # python -m lanas.nasbench101.enumerate: build the cached pool now (e.g. while setting up).
     start = time.perf_counter()
-    cells = enumerate_cells()
-    print(f"{len(cells)} cells, {len(np.unique(cells.hashes))} distinct hashes, in {time.perf_counter() - start:.1f} s")
+    cells = load_pool(progress=True)
+    print(f"{len(cells)} cells, {len(np.unique(cells.hashes))} distinct hashes, ready in "
+          f"{time.perf_counter() - start:.1f} s: {pool_path()}")

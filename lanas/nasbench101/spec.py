@@ -64,6 +64,39 @@ def hash_graph(preds: Sequence[Sequence[int]], succs: Sequence[Sequence[int]], l
     return md5(str(sorted(h.decode() for h in hashes)).encode()).hexdigest()
 
 
+def hash_of_masks(out: Sequence[int], labels: Sequence[int]) -> str | None:
+    """Official hash of an unpruned upper-triangular cell given as out-neighbour bitmasks (bit w
+    of ``out[v]`` = edge v -> w) and integer labels; None when the pruned cell is invalid.
+
+    The same pruning and checks as :func:`canonical_cell` on plain ints, for hot loops (mutation
+    tries many candidates): no numpy, no exceptions.
+    """
+    n = len(out)
+    forward = 1  # vertices reachable from the input
+    for v in range(n):
+        if forward >> v & 1:
+            forward |= out[v]
+    backward = 1 << (n - 1)  # vertices that reach the output
+    for v in range(n - 2, -1, -1):
+        if out[v] & backward:
+            backward |= 1 << v
+    keep = forward & backward
+    if not keep & 1:  # input and output disconnected
+        return None
+    kept = [v for v in range(n) if keep >> v & 1]
+    if len(kept) > MAX_VERTICES:
+        return None
+    new = {v: i for i, v in enumerate(kept)}
+    succs = [[new[w] for w in kept if out[v] >> w & 1] for v in kept]
+    if sum(map(len, succs)) > MAX_EDGES:
+        return None
+    preds: list[list[int]] = [[] for _ in kept]
+    for i, targets in enumerate(succs):
+        for j in targets:
+            preds[j].append(i)
+    return hash_graph(preds, succs, [labels[v] for v in kept])
+
+
 def labels_of(ops: Sequence[str]) -> list[int]:
     """Integer labels of an op list (input -1, output -2, interior ops by their index in OPS)."""
     return [INPUT_LABEL] + [OPS.index(op) for op in ops[1:-1]] + [OUTPUT_LABEL]

@@ -177,7 +177,8 @@ class GPBayesOpt(Searcher):
             pool = [int(a) for a in free]
         else:
             pool = self.space.sample(self.rng, self.candidates or 1000)
-        # Local candidates: mutations of the 10% best-ranked parents among the top ones.
+        # Local candidates (where the optimum usually is): about 10 mutations of each of the best
+        # mutation_candidates // 10 evaluated architectures.
         best = np.argsort(-np.asarray(self.rewards), kind="stable")[: max(1, self.mutation_candidates // 10)]
         for i in range(self.mutation_candidates):
             pool.append(self.space.mutate(self.archs[int(best[i % len(best)])], self.rng))

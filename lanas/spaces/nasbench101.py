@@ -21,11 +21,25 @@ import numpy as np
 
 from lanas.errors import InvalidArchitectureError, require_float
 from lanas.nasbench101.enumerate import ABSENT, INTERIOR, NUM_EDGE_BITS, TRIU, Pool, load_pool
-from lanas.nasbench101.spec import INPUT, MAX_VERTICES, OPS, OUTPUT, hash_module, labels_of, canonical_cell
+from lanas.nasbench101.spec import (
+    INPUT,
+    INPUT_LABEL,
+    MAX_VERTICES,
+    OPS,
+    OUTPUT,
+    OUTPUT_LABEL,
+    canonical_cell,
+    hash_module,
+    hash_of_masks,
+    labels_of,
+)
 from lanas.spaces.base import FiniteSearchSpace
 
 _HEX = re.compile(r"^[0-9a-f]{32}$")
-_ROWS, _COLS = np.array(TRIU).T
+_BIT_VALUES = np.array([1 << k for k in range(NUM_EDGE_BITS)], dtype=np.int64)
+# Raw padded cell -> full pool position (-1 if invalid), per pool, shared by the space's copies.
+_MEMO: dict[int, dict[tuple[int, tuple[int, ...]], int]] = {}
+_BLOCK = 16  # mutation tries drawn per call to the generator
 
 
 class NASBench101Space(FiniteSearchSpace):
@@ -39,6 +53,7 @@ class NASBench101Space(FiniteSearchSpace):
         # Positions in the full pool (sorted), or None for the whole pool.
         self.positions = None if positions is None else np.asarray(positions, dtype=np.int64)
         self._features = None
+        self._local: np.ndarray | None = None
 
     # Pickles (searcher checkpoints) carry positions only; the pool is shared per process.
     def __getstate__(self) -> dict:
@@ -136,27 +151,55 @@ class NASBench101Space(FiniteSearchSpace):
         of this space: flip each of the 21 edges of the padded 7-vertex matrix with probability
         ``mutation_rate / 7`` and resample each interior op (to a different one) with probability
         ``mutation_rate / 5``. Absent interior vertices get a random op first (they may become
-        connected). After ``max_tries`` failures (a tiny table) a uniform other cell is returned."""
-        matrix, ops = self.padded(arch)
-        ops = [int(rng.integers(len(OPS))) if op == ABSENT else op for op in ops]
+        connected). After ``max_tries`` failures (a tiny table) a uniform other cell is returned.
+
+        A table covering 5% of the space needs about 20 valid tries per hit, so tries are drawn
+        in blocks with one call to the generator, each is checked on plain ints
+        (:func:`hash_of_masks`), and raw cell -> pool position is memoised per process."""
+        full = int(self.full_position(int(arch)))
+        code = int(self.pool.matrix_codes[full])
+        ops = np.array([int(rng.integers(len(OPS))) if op == ABSENT else int(op) for op in self.pool.ops[full]])
         edge_p = self.mutation_rate / MAX_VERTICES
         op_p = self.mutation_rate / INTERIOR
-        for _ in range(max_tries):
-            child = matrix.copy()
-            flips = rng.random(NUM_EDGE_BITS) < edge_p
-            child[_ROWS[flips], _COLS[flips]] ^= 1
-            child_ops = list(ops)
-            for i in np.flatnonzero(rng.random(INTERIOR) < op_p):
-                child_ops[i] = (child_ops[i] + int(rng.integers(1, len(OPS)))) % len(OPS)
-            names = [INPUT] + [OPS[o] for o in child_ops] + [OUTPUT]
-            try:
-                small, small_ops = canonical_cell(child, names)
-            except InvalidArchitectureError:
-                continue
-            found = self.position_of_hash(hash_module(small, labels_of(small_ops)))
-            if found is not None and found != int(arch):
-                return found
+        local = self._local_index()
+        for start in range(0, max_tries, _BLOCK):
+            draws = rng.random((_BLOCK, NUM_EDGE_BITS + INTERIOR))
+            shifts = rng.integers(1, len(OPS), size=(_BLOCK, INTERIOR))  # a different op when changed
+            codes = (code ^ ((draws[:, :NUM_EDGE_BITS] < edge_p) @ _BIT_VALUES)).tolist()
+            child_ops = np.where(draws[:, NUM_EDGE_BITS:] < op_p, (ops + shifts) % len(OPS), ops).tolist()
+            for child, child_op in zip(codes[: max_tries - start], child_ops):
+                position = self._pool_position_of_raw(child, tuple(child_op))
+                found = position if local is None or position < 0 else int(local[position])
+                if found >= 0 and found != int(arch):
+                    return found
         if len(self) < 2:
             return int(arch)
         other = int(rng.integers(len(self) - 1))
         return other + (other >= int(arch))
+
+    def _local_index(self) -> np.ndarray | None:
+        """Full pool position -> position in this space (-1 if absent); None for the full space."""
+        if self.positions is None:
+            return None
+        if self._local is None:
+            local = np.full(len(self.pool), -1, dtype=np.int32)
+            local[self.positions] = np.arange(len(self.positions))
+            self._local = local
+        return self._local
+
+    def _pool_position_of_raw(self, code: int, ops: tuple[int, ...]) -> int:
+        """Full pool position of a padded 7-vertex cell (edge-bit code, 5 op indices), -1 if invalid."""
+        key = (code, ops)
+        memo = _MEMO.setdefault(id(self.pool), {})
+        position = memo.get(key)
+        if position is None:
+            if len(memo) > 1_000_000:  # bounded: evolution revisits few raw cells
+                memo.clear()
+            out = [0] * MAX_VERTICES
+            for k, (r, c) in enumerate(TRIU):
+                if code >> k & 1:
+                    out[r] |= 1 << c
+            module_hash = hash_of_masks(out, [INPUT_LABEL, *ops, OUTPUT_LABEL])
+            position = -1 if module_hash is None else int(self.pool.find(np.array([module_hash], dtype="S32"))[0])
+            memo[key] = position
+        return position

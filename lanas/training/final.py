@@ -1,0 +1,73 @@
+"""Final training of a found cell: ``python -m lanas.training.final experiment=final_cifar10 arch='normal:...'``.
+
+The cell (a ``nasnet`` architecture string, as in ``summary.json``'s ``best_arch``) is stacked into
+a full network and trained with the recipe in conf/experiment/final_cifar10.yaml (cutout,
+drop-path, auxiliary head, cosine schedule, long schedule) on the whole training set
+(``data.train_on_full``). The test set is used exactly once, at the end; the result goes to
+``<final_dir>/final.json`` and one printed line. Checkpoints (``last.ckpt``) make a second
+invocation resume; metrics go to Lightning's WandbLogger (offline unless configured).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning as L
+from omegaconf import DictConfig, OmegaConf
+
+from lanas.errors import ConfigError, LanasError
+from lanas.spaces.nasnet import NASNetSpace
+from lanas.training.classifier import CellClassifier
+from lanas.training.data import CIFAR10DataModule
+from lanas.training.trainer import finish_loggers, make_trainer
+
+CONF = str(Path(__file__).resolve().parents[2] / "conf")
+
+
+def _section(cfg: DictConfig, key: str) -> dict:
+    if cfg.get(key) is None:
+        raise ConfigError(f"config key '{key}' is missing: add experiment=final_cifar10 (or final_smoke)")
+    return OmegaConf.to_container(cfg[key], resolve=True)
+
+
+def train_final(cfg: DictConfig) -> dict[str, Any]:
+    """Train the cell ``cfg.arch`` and test it once; returns (and writes) the result."""
+    if not cfg.get("arch"):
+        raise ConfigError("arch must be set to a nasnet cell string, e.g. the best_arch of a search's summary.json")
+    arch = NASNetSpace().from_string(str(cfg.arch))
+    out_dir = Path(cfg.final_dir)
+    L.seed_everything(int(cfg.seed), workers=True, verbose=False)
+    data = CIFAR10DataModule(**_section(cfg, "data"))
+    model = CellClassifier(arch, **_section(cfg, "network"))
+    training = _section(cfg, "training")
+    trainer = make_trainer(out_dir, _section(cfg, "trainer"), logger=training.get("logger", "wandb"),
+                           run_name=f"final-seed{cfg.seed}")
+    last = out_dir / "checkpoints" / "last.ckpt"
+    trainer.fit(model, data, ckpt_path=str(last) if training.get("resume", True) and last.exists() else None)
+    test = trainer.test(model, data, verbose=False)[0]
+    finish_loggers(trainer)
+    result = {"arch": str(cfg.arch), "test_acc": float(test["test/acc"]), "seed": int(cfg.seed),
+              "params_M": sum(p.numel() for p in model.parameters()) / 1e6, "epochs": trainer.current_epoch,
+              "steps": trainer.global_step, "checkpoint": str(last)}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "final.json").write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+@hydra.main(version_base="1.3", config_path=CONF, config_name="config")
+def main(cfg: DictConfig) -> None:
+    try:
+        result = train_final(cfg)
+    except LanasError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    print(f"final training: test_acc={result['test_acc']:.4f} params={result['params_M']:.2f}M "
+          f"steps={result['steps']} out={cfg.final_dir}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

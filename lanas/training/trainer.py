@@ -1,0 +1,47 @@
+"""A Lightning Trainer from a plain config dict, with the project's defaults (no surprises on CPU)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+
+
+def make_trainer(out_dir: str | Path, trainer: dict[str, Any] | None = None, logger: str = "csv",
+                 project: str = "lanas", run_name: str | None = None, monitor: str | None = None) -> L.Trainer:
+    """Trainer writing checkpoints (``last.ckpt`` every epoch, for resume) and logs under ``out_dir``.
+
+    ``logger``: ``wandb`` (Lightning's WandbLogger; offline unless configured), ``csv`` or ``none``.
+    """
+    out_dir = Path(out_dir)
+    kwargs = dict(trainer or {})
+    if logger == "wandb":
+        from lightning.pytorch.loggers import WandbLogger
+
+        log = WandbLogger(project=project, name=run_name, save_dir=str(out_dir),
+                          offline=kwargs.pop("wandb_offline", True))
+    elif logger == "csv":
+        from lightning.pytorch.loggers import CSVLogger
+
+        log = CSVLogger(str(out_dir), name="logs")
+    else:
+        log = False
+    kwargs.pop("wandb_offline", None)
+    checkpoint = ModelCheckpoint(dirpath=out_dir / "checkpoints", save_last=True, save_top_k=0 if monitor is None else 1,
+                                 monitor=monitor, mode="max")
+    callbacks = [checkpoint] + ([LearningRateMonitor("step")] if log else [])
+    kwargs.setdefault("enable_progress_bar", False)
+    kwargs.setdefault("enable_model_summary", False)
+    return L.Trainer(default_root_dir=str(out_dir), logger=log, callbacks=callbacks, **kwargs)
+
+
+def finish_loggers(trainer: L.Trainer) -> None:
+    """Close a wandb run opened by Lightning's WandbLogger (Lightning leaves it open), so that a
+    later ``wandb.init`` in the same process starts its own run instead of reusing this one."""
+    from lightning.pytorch.loggers import WandbLogger
+
+    for logger in trainer.loggers:
+        if isinstance(logger, WandbLogger) and logger._experiment is not None:
+            logger.experiment.finish()
