@@ -3,6 +3,7 @@
     python -m experiments.lanas_plus_ablation --variants lanas plus --seeds 0 50
     python -m experiments.lanas_plus_ablation --variants lanas plus --seeds 1000 1100 --jobs 2   # held out
     python -m experiments.lanas_plus_ablation --timing 500 --variants lanas plus --seeds 0 10  # ms/sample
+    python -m experiments.lanas_plus_ablation --timing-synthetic      # ms/sample at NAS-Bench-101 size
     python -m experiments.lanas_plus_ablation --trace 20 --variants lanas --datasets cifar10    # one run's tree
 
 Each run builds the searcher exactly as ``run.py`` would (the composed Hydra config through
@@ -192,6 +193,30 @@ def time_variants(variants: list[str], datasets: list[str], seeds: range, budget
               f"({spent[spec] / base:.2f}x {parse_variant(variants[0])[0]}) over {runs} runs of {budget} samples")
 
 
+def time_synthetic_pool(runs: int = 2, samples: int = 2000) -> None:
+    """LaNAS vs LaNAS+ (each with its preset's defaults) on a NAS-Bench-101-size synthetic pool (423,624 x 36)."""
+    from benchmarks.lanas_loop_speed import SyntheticPoolSpace
+    from lanas.searchers.lanas import LaNAS
+    from lanas.searchers.lanas_plus import LaNASPlus
+
+    space = SyntheticPoolSpace()
+    X = space.features().astype(np.float64)
+    rewards = 0.9 + X @ np.random.default_rng(2).normal(scale=0.01, size=space.dim)
+    rewards += np.random.default_rng(1).normal(scale=0.01, size=len(space))
+    spent = {"lanas": 0.0, "lanas_plus": 0.0}
+    for seed in range(runs):
+        for name, cls in (("lanas", LaNAS), ("lanas_plus", LaNASPlus)):
+            searcher = cls(space, np.random.default_rng(seed))
+            start = time.perf_counter()
+            for _ in range(samples):
+                archs = searcher.ask(1)
+                searcher.tell(archs, rewards[np.asarray(archs)])
+            spent[name] += time.perf_counter() - start
+    for name, seconds in spent.items():
+        print(f"{name:12s} {1000 * seconds / (runs * samples):.3f} ms/sample ({seconds / spent['lanas']:.2f}x lanas) "
+              f"over {runs} runs of {samples} samples, {len(space):,}-cell synthetic pool")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--variants", nargs="+", default=["lanas", "plus"])
@@ -200,7 +225,11 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1, help="processes (this machine is shared: 2 at most)")
     parser.add_argument("--timing", type=int, metavar="BUDGET", help="only time the variants over BUDGET samples")
     parser.add_argument("--trace", type=int, metavar="SEED", help="only trace the optimum's leaf in one run")
+    parser.add_argument("--timing-synthetic", action="store_true", help="only time both on a 423,624-cell pool")
     args = parser.parse_args()
+    if args.timing_synthetic:
+        time_synthetic_pool()
+        return
     if args.trace is not None:
         trace_optimum(args.variants[0], args.datasets[0], args.trace)
         return
