@@ -47,6 +47,7 @@ VARIANTS: dict[str, list[str]] = {
     "lanas": ["searcher=lanas"],
     "evolution": ["searcher=evolution"],
     "random": ["searcher=random"],
+    "bo": ["searcher=bo"],
     "lanas_h7_cp0.5": ["searcher=lanas", "searcher.tree_height=7", "searcher.Cp=0.5"],
     # round 1: which part of the first draft matters
     "first": FIRST,

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from lanas.training.network import NASNetNetwork
+from lanas.training.trainer import sgd_cosine
 
 
 class CellClassifier(L.LightningModule):
@@ -63,8 +64,4 @@ class CellClassifier(L.LightningModule):
         self._accuracy(batch, "test/acc")
 
     def configure_optimizers(self) -> dict[str, Any]:
-        opt = torch.optim.SGD(self.parameters(), lr=self.hparams.lr, momentum=self.hparams.momentum,
-                              weight_decay=self.hparams.weight_decay)
-        total = max(int(self.trainer.estimated_stepping_batches), 1)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total, eta_min=self.hparams.lr_min)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        return sgd_cosine(self)

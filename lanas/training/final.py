@@ -23,7 +23,7 @@ from lanas.errors import ConfigError, LanasError
 from lanas.spaces.nasnet import NASNetSpace
 from lanas.training.classifier import CellClassifier
 from lanas.training.data import CIFAR10DataModule
-from lanas.training.trainer import finish_loggers, make_trainer
+from lanas.training.trainer import finish_loggers, fit_resumable, make_trainer
 
 CONF = str(Path(__file__).resolve().parents[2] / "conf")
 
@@ -46,8 +46,7 @@ def train_final(cfg: DictConfig) -> dict[str, Any]:
     training = _section(cfg, "training")
     trainer = make_trainer(out_dir, _section(cfg, "trainer"), logger=training.get("logger", "wandb"),
                            run_name=f"final-seed{cfg.seed}")
-    last = out_dir / "checkpoints" / "last.ckpt"
-    trainer.fit(model, data, ckpt_path=str(last) if training.get("resume", True) and last.exists() else None)
+    last = fit_resumable(trainer, model, data, out_dir, resume=training.get("resume", True))
     test = trainer.test(model, data, verbose=False)[0]
     finish_loggers(trainer)
     result = {"arch": str(cfg.arch), "test_acc": float(test["test/acc"]), "seed": int(cfg.seed),

@@ -18,6 +18,7 @@ from torch import nn
 
 from lanas.spaces.nasnet import NASNetSpace
 from lanas.training.network import NASNetNetwork
+from lanas.training.trainer import sgd_cosine
 
 
 class SupernetModule(L.LightningModule):
@@ -56,11 +57,7 @@ class SupernetModule(L.LightningModule):
         self.log("val/acc", torch.stack(accs).mean(), prog_bar=True)
 
     def configure_optimizers(self) -> dict[str, Any]:
-        opt = torch.optim.SGD(self.parameters(), lr=self.hparams.lr, momentum=self.hparams.momentum,
-                              weight_decay=self.hparams.weight_decay)
-        total = max(int(self.trainer.estimated_stepping_batches), 1)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total, eta_min=self.hparams.lr_min)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        return sgd_cosine(self)
 
     # The architecture stream is part of the training state: keep it across resumes.
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from lanas.errors import ConfigError, LanasError
 from lanas.training.data import CIFAR10DataModule
 from lanas.training.supernet import SupernetModule
-from lanas.training.trainer import finish_loggers, make_trainer
+from lanas.training.trainer import finish_loggers, fit_resumable, make_trainer
 
 CONF = str(Path(__file__).resolve().parents[2] / "conf")
 
@@ -38,8 +38,7 @@ def train_supernet(cfg: DictConfig) -> Path:
     training = _section(cfg, "training")
     trainer = make_trainer(out_dir, _section(cfg, "trainer"), logger=training.get("logger", "csv"),
                            run_name=f"supernet-seed{cfg.seed}")
-    last = out_dir / "checkpoints" / "last.ckpt"
-    trainer.fit(module, data, ckpt_path=str(last) if training.get("resume", True) and last.exists() else None)
+    last = fit_resumable(trainer, module, data, out_dir, resume=training.get("resume", True))
     finish_loggers(trainer)
     return last
 

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 
 
@@ -45,3 +46,20 @@ def finish_loggers(trainer: L.Trainer) -> None:
     for logger in trainer.loggers:
         if isinstance(logger, WandbLogger) and logger._experiment is not None:
             logger.experiment.finish()
+
+
+def sgd_cosine(module: L.LightningModule) -> dict[str, Any]:
+    """SGD with momentum and a per-step cosine schedule, from the module's hparams (the paper's recipe)."""
+    hp = module.hparams
+    opt = torch.optim.SGD(module.parameters(), lr=hp.lr, momentum=hp.momentum, weight_decay=hp.weight_decay)
+    total = max(int(module.trainer.estimated_stepping_batches), 1)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total, eta_min=hp.lr_min)
+    return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+def fit_resumable(trainer: L.Trainer, module: L.LightningModule, data: L.LightningDataModule, out_dir: Path,
+                  resume: bool = True) -> Path:
+    """Fit, continuing from ``<out_dir>/checkpoints/last.ckpt`` when it exists and ``resume`` is on."""
+    last = Path(out_dir) / "checkpoints" / "last.ckpt"
+    trainer.fit(module, data, ckpt_path=str(last) if resume and last.exists() else None)
+    return last
