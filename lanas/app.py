@@ -52,9 +52,8 @@ def build(group: str, node: DictConfig | dict | None, **extra: Any) -> Any:
     has_kwargs = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
     unknown = sorted(set(params) - accepted)
     if unknown and not has_kwargs:
-        raise ConfigError(
-            f"{group}.{unknown[0]} is not a parameter of {cls.__name__}; allowed: {', '.join(sorted(accepted))}"
-        )
+        allowed = f"allowed: {', '.join(sorted(accepted))}" if accepted else f"{cls.__name__} takes no parameters"
+        raise ConfigError(f"{group}.{unknown[0]} is not a parameter of {cls.__name__}; {allowed}")
     return cls(**params, **extra)
 
 

@@ -77,7 +77,8 @@ BAD_HYPERPARAMETERS: dict[str, list[tuple[str, str]]] = {
     ],
     # Random search has no knobs: any key is refused by name.
     "random": [
-        ("+searcher.population_size=5", "searcher.population_size is not a parameter of RandomSearch"),
+        ("+searcher.population_size=5",
+         "searcher.population_size is not a parameter of RandomSearch; RandomSearch takes no parameters"),
     ],
     "bo": [
         ("searcher.acquisition=pi", "searcher.acquisition='pi' is unknown"),
