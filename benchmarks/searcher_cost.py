@@ -25,7 +25,7 @@ from lanas.searchers.base import Searcher
 from lanas.spaces.nasbench201 import NASBench201Space
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "searcher"
-SEARCHERS = ("lanas", "random", "evolution", "bo", "mcts")
+SEARCHERS = ("lanas", "lanas_plus", "random", "evolution", "bo", "mcts")
 
 
 def make_searcher(name: str, space: NASBench201Space, seed: int) -> Searcher:
@@ -60,14 +60,14 @@ def main() -> None:
     space.features()  # built once per process, not part of a search
 
     print("NAS-Bench-201 CIFAR-10, loop time only (ask + tell), conf/searcher defaults")
-    print(f"{'searcher':<10} {'samples':>7} {'runs':>4} {'total s':>9} {'ms/sample':>10} {'ms/sample, last 10%':>20}")
+    print(f"{'searcher':<11} {'samples':>7} {'runs':>4} {'total s':>9} {'ms/sample':>10} {'ms/sample, last 10%':>20}")
     for name in args.searchers:
         for samples in args.samples:
             runs = [time_searcher(name, space, rewards, samples, seed) for seed in range(args.seeds)]
             total = np.mean([r[-1] for r in runs])
             tail = max(1, samples // 10)
             last = np.mean([(r[-1] - r[-tail - 1]) / tail for r in runs]) if samples > tail else total / samples
-            print(f"{name:<10} {samples:>7} {len(runs):>4} {total:>9.2f} {1000 * total / samples:>10.3f} "
+            print(f"{name:<11} {samples:>7} {len(runs):>4} {total:>9.2f} {1000 * total / samples:>10.3f} "
                   f"{1000 * last:>20.3f}", flush=True)
 
 
