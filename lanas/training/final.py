@@ -17,21 +17,19 @@ from typing import Any
 
 import hydra
 import lightning as L
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from lanas.errors import ConfigError, LanasError
 from lanas.spaces.nasnet import NASNetSpace
 from lanas.training.classifier import CellClassifier
 from lanas.training.data import CIFAR10DataModule
-from lanas.training.trainer import finish_loggers, fit_resumable, make_trainer
+from lanas.training.trainer import config_section, finish_loggers, fit_resumable, make_trainer
 
 CONF = str(Path(__file__).resolve().parents[2] / "conf")
 
 
 def _section(cfg: DictConfig, key: str) -> dict:
-    if cfg.get(key) is None:
-        raise ConfigError(f"config key '{key}' is missing: add experiment=final_cifar10 (or final_smoke)")
-    return OmegaConf.to_container(cfg[key], resolve=True)
+    return config_section(cfg, key, "final_cifar10")
 
 
 def train_final(cfg: DictConfig) -> dict[str, Any]:

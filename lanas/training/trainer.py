@@ -63,3 +63,14 @@ def fit_resumable(trainer: L.Trainer, module: L.LightningModule, data: L.Lightni
     last = Path(out_dir) / "checkpoints" / "last.ckpt"
     trainer.fit(module, data, ckpt_path=str(last) if resume and last.exists() else None)
     return last
+
+
+def config_section(cfg: Any, key: str, preset: str) -> dict:
+    """``cfg[key]`` as a plain dict; a one-line error naming the preset that provides it when missing."""
+    from omegaconf import OmegaConf
+
+    from lanas.errors import ConfigError
+
+    if cfg.get(key) is None:
+        raise ConfigError(f"config key '{key}' is missing: add experiment={preset} (or {preset.split('_')[0]}_smoke)")
+    return OmegaConf.to_container(cfg[key], resolve=True)
