@@ -57,6 +57,7 @@ BAD_HYPERPARAMETERS: dict[str, list[tuple[str, str]]] = {
         ("searcher.local_radius=-1", "searcher.local_radius must be >= 0"),
         ("searcher.local_top=0", "searcher.local_top must be >= 1"),
         ("searcher.size_bonus=-0.5", "searcher.size_bonus must be >= 0"),
+        ("searcher.Cp=-1", "searcher.Cp must be >= 0"),
     ],
     "evolution": [
         ("searcher.population_size=0", "searcher.population_size must be >= 1"),
@@ -67,13 +68,6 @@ BAD_HYPERPARAMETERS: dict[str, list[tuple[str, str]]] = {
         ("searcher.Cp=-1", "searcher.Cp must be >= 0"),
         ("searcher.init_samples=0", "searcher.init_samples must be >= 1"),
         ("searcher.max_completion_tries=0", "searcher.max_completion_tries must be >= 1"),
-    ],
-    "lanas_plus": [
-        ("searcher.local_prob=1.5", "searcher.local_prob must be <= 1.0, got 1.5"),
-        ("searcher.local_top=0", "searcher.local_top must be >= 1"),
-        ("searcher.size_bonus=-1", "searcher.size_bonus must be >= 0"),
-        ("searcher.reward_transform=log", "searcher.reward_transform='log' is unknown"),
-        ("searcher.Cp=-1", "searcher.Cp must be >= 0"),
     ],
     # Random search has no knobs: any key is refused by name.
     "random": [

@@ -36,11 +36,8 @@ def run(searcher: LaNAS, reward, budget: int) -> list[int]:
         leaves.append(searcher._leaf_of_arch[arch])
         # Proposals from the tree must satisfy every constraint on the way to their leaf.
         if leaves[-1] >= 0:
-            node, path = leaves[-1], [leaves[-1]]
-            while node:
-                node = (node - 1) // 2
-                path.insert(0, node)
-            assert searcher._violation(searcher.space.encode([arch]), path)[0] == 0
+            path = searcher.tree.path_to(leaves[-1])
+            assert searcher.tree.violation(searcher.space.encode([arch]), path)[0] == 0
         searcher.tell([arch], reward([arch]))
     return leaves
 
@@ -51,7 +48,7 @@ def test_proposals_are_new_inside_their_leaf_and_acceptance_is_logged():
                      candidate_batch=200)
     leaves = run(searcher, linear_reward(space), 120)
     assert len({space.arch_id(a) for a in searcher.archs}) == 120
-    assert sum(leaf >= searcher.num_internal for leaf in leaves) >= 80
+    assert sum(leaf >= searcher.tree.num_internal for leaf in leaves) >= 80
     stats = searcher.stats()
     assert 0 < stats["acceptance_rate"] <= 1
     assert stats["candidates_drawn"] > 0
@@ -90,15 +87,15 @@ def test_empty_regions_fall_back_to_the_deepest_ancestor_region():
         archs = searcher.ask(1)
         searcher.tell(archs, reward(archs))
     searcher.refit()
-    before = searcher.num_fallbacks
+    before = searcher.proposal.num_fallbacks
     for _ in range(20):
         path = searcher.select()
-        arch, leaf = searcher._sample_in_region(path)
-        assert space.arch_id(arch) not in searcher._seen
-        searcher._seen.add(space.arch_id(arch))
-    assert searcher.num_fallbacks > before
+        arch, leaf = searcher._propose(path)
+        assert arch not in searcher.taken
+        searcher.taken.take([arch])
+    assert searcher.proposal.num_fallbacks > before
     # The routed leaf of a fallback shares at least the root's first decision with the path when possible.
-    assert leaf >= searcher.num_internal
+    assert leaf >= searcher.tree.num_internal
 
 
 def test_rejection_only_proposes_random_fallbacks_counted():
