@@ -240,3 +240,12 @@ def test_size_bonus_needs_an_enumerable_space():
     with pytest.raises(ConfigError, match="searcher.size_bonus needs a search space that can be enumerated"):
         make(NASNetSpace(), size_bonus=1.0)
     assert make(NASNetSpace()).ask(1)  # the preset itself runs there (local moves by mutation)
+
+
+def test_lanas_plus_with_lanas_values_is_lanas_sample_for_sample(space, table):
+    """The docs' claim: lanas_plus is a preset of the same class, nothing else differs."""
+    lanas = LaNAS(space, np.random.default_rng(11), **preset("lanas"))
+    plus = make(space, seed=11, reward_transform="none", local_prob=0.0, split="regression", tree_height=5)
+    feed(lanas, lambda a: table[a], 300)
+    feed(plus, lambda a: table[a], 300)
+    assert lanas.archs == plus.archs
