@@ -195,19 +195,20 @@ class LaNAS(Searcher):
         """Re-learn the tree from all samples so far (and re-index the pool's free candidates by leaf)."""
         X = self.space.encode(self.archs).astype(np.float64)
         self.tree.fit(X, self.scale.fit(np.asarray(self.rewards, dtype=np.float64)))
-        self.proposal.index(self.tree, self.space, self.taken)
+        self.proposal.index(self.tree, self.space, self.taken, self.rng)
         self._fitted_at = self.num_told
         self.num_refits += 1
 
     def select(self) -> list[int]:
-        """Path of node ids from the root to a leaf, by UCB (plus the size term when ``size_bonus > 0``)."""
+        """Path of node ids from the root to a leaf, by UCB (plus the size term when ``size_bonus > 0``),
+        among the regions the proposal can draw from."""
         bonus = None
         if self.size_bonus > 0:
             free = self.tree.subtree_sums(self.proposal.free_per_leaf())
             nodes = np.arange(1, self.tree.num_nodes)
             bonus = np.zeros(self.tree.num_nodes)
             bonus[nodes] = self.size_bonus * np.sqrt(free[nodes] / np.maximum(free[self.tree.parent(nodes)], 1))
-        return self.tree.select(self.rng, self.Cp, bonus)
+        return self.tree.select(self.rng, self.Cp, bonus, allowed=self.proposal.selectable(self.tree))
 
     def _propose(self, path: list[int]) -> tuple[Arch, int]:
         leaf = path[-1]

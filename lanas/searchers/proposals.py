@@ -43,7 +43,7 @@ class PoolProposal:
     def draw_uniform(self, space: SearchSpace, rng: np.random.Generator, taken: TakenSet) -> Arch | None:
         return taken.mask.draw(rng)
 
-    def index(self, tree: PartitionTree, space: FiniteSearchSpace, taken: TakenSet) -> None:
+    def index(self, tree: PartitionTree, space: FiniteSearchSpace, taken: TakenSet, rng: np.random.Generator) -> None:
         """Route the whole pool and group the free candidates by leaf: one segment of ``members`` per leaf.
 
         Draws swap the drawn entry to the end of its segment's live part, so a draw costs O(1)
@@ -61,6 +61,10 @@ class PoolProposal:
 
     def leaf(self, arch: Arch, tree: PartitionTree, space: SearchSpace) -> int:
         return int(self.leaf_of[int(arch)])
+
+    def selectable(self, tree: PartitionTree) -> None:
+        """Every node may be selected: an empty leaf hands over to ``leaf_fallback`` (the paper's rule)."""
+        return None
 
     def live_members(self, leaf: int, taken: TakenSet) -> np.ndarray:
         """Free candidates of ``leaf``."""
@@ -130,8 +134,21 @@ class RegionProposal:
         self.num_accepted = 0  # ... of which satisfied every split on the path
         self.num_mutation_proposals = 0
 
-    def index(self, tree: PartitionTree, space: SearchSpace, taken: TakenSet) -> None:
-        """Nothing to index: candidates are routed as they are drawn."""
+    def index(self, tree: PartitionTree, space: SearchSpace, taken: TakenSet, rng: np.random.Generator) -> None:
+        """Probe which regions exist: route ``candidate_batch * max_tries`` uniform candidates.
+
+        A node fitted on one sample, or on tied rewards (a supernet scored on a few hundred images
+        gives accuracies in steps), has a constant regressor that sends every point to its good
+        child: the bad child's region is empty, yet never visited, so UCB would pick it at every ask
+        and every proposal would be a fallback. A leaf that none of the probes reaches is as many
+        draws as rejection sampling would spend before giving up; selection skips it.
+        """
+        _, X = draw_batch(space, rng, self.candidate_batch * self.max_tries)
+        self.probe_hits = np.bincount(tree.route(X) - tree.num_internal, minlength=len(tree.leaves))
+
+    def selectable(self, tree: PartitionTree) -> np.ndarray:
+        """Nodes with at least one probe in their region."""
+        return tree.subtree_sums(self.probe_hits) > 0
 
     def leaf(self, arch: Arch, tree: PartitionTree, space: SearchSpace) -> int:
         return int(tree.route(space.encode([arch]))[0])

@@ -209,10 +209,13 @@ class PartitionTree:
         return total
 
     # ------------------------------------------------------------------ selection
-    def select(self, rng: np.random.Generator, Cp: float, bonus: np.ndarray | None = None) -> list[int]:
+    def select(self, rng: np.random.Generator, Cp: float, bonus: np.ndarray | None = None,
+               allowed: np.ndarray | None = None) -> list[int]:
         """Path of node ids from the root to a leaf, each step to the child with the larger UCB score.
 
-        ``bonus`` (one value per node) is added to the children's scores, e.g. lanas_plus's size term.
+        ``bonus`` (one value per node) is added to the children's scores, e.g. lanas_plus's size term;
+        where ``allowed`` (one boolean per node) is given, a child it excludes is never chosen while
+        its sibling is allowed.
         """
         node, path = 0, [0]
         while node < self.num_internal:
@@ -220,6 +223,8 @@ class PartitionTree:
             scores = ucb(self.x_bar[kids], self.n[kids], self.n[node], Cp)
             if bonus is not None:
                 scores = scores + bonus[kids]
+            if allowed is not None and allowed[kids].any():
+                scores = np.where(allowed[kids], scores, -np.inf)
             node = int(kids[argmax_random_tie(scores, rng)])
             path.append(node)
         return path
