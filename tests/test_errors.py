@@ -29,7 +29,7 @@ from lanas.rundir import CHECKPOINT
 from lanas.errors import BenchmarkDataError, ConfigError, InvalidArchitectureError, LanasError
 from lanas.logging import RunLogger
 from lanas.spaces.nasbench201 import NASBench201Space
-from tests.helpers import compose_config
+from lanas.config import compose_config
 
 ROOT = Path(__file__).resolve().parents[1]
 SEARCHERS = sorted(path.stem for path in (ROOT / "conf" / "searcher").glob("*.yaml"))

@@ -24,7 +24,7 @@ from lanas.benchmarks.nasbench201 import NASBench201Benchmark
 from lanas.rundir import CHECKPOINT
 from lanas.errors import ConfigError
 from lanas.runner import RunInterrupted
-from tests.helpers import compose_config
+from lanas.config import compose_config
 
 ROOT = Path(__file__).resolve().parents[1]
 SEARCHERS = sorted(path.stem for path in (ROOT / "conf" / "searcher").glob("*.yaml"))
