@@ -28,7 +28,6 @@ TRACE = "trace.csv"
 SUMMARY = "summary.json"
 CHECKPOINT = "checkpoint.pkl"
 METRICS = "metrics.csv"
-HYDRA_LOG = "run.log"
 HYDRA_DIR = ".hydra"
 OVERRIDES = f"{HYDRA_DIR}/overrides.yaml"
 
