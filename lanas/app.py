@@ -14,9 +14,9 @@ from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from omegaconf.errors import OmegaConfBaseException
 
-from lanas.evaluators.base import Evaluator
 from lanas.checkpoint import Checkpointer, config_diff, external_objects
 from lanas.errors import ConfigError, LanasError, require_int
+from lanas.evaluators.base import Evaluator
 from lanas.logging import RunLogger, SafeLogger
 from lanas.recorders import RunInfo
 from lanas.rundir import CHECKPOINT, RESULT_NEUTRAL_KEYS, TRACE, read_summary

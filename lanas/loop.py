@@ -2,8 +2,9 @@
 
 :func:`search` does nothing else: no files, no clock besides the searcher's own time, no signals.
 What a run keeps (trace, checkpoints, tracker, progress bar, summary) is done by the recorders of
-:mod:`lanas.recorders`, which :func:`lanas.runner.run_search` attaches to it; benchmark scripts and
-experiments iterate over it directly, so every loop stops by the same rule (:func:`finished`).
+:mod:`lanas.recorders`, which :func:`lanas.runner.run_search` attaches to it; the speed scripts
+(``perf/``) and the experiments iterate over it directly, so every loop stops by the same rule
+(:func:`finished`).
 """
 
 from __future__ import annotations
