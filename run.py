@@ -13,7 +13,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from lanas.app import one_line_error, run
 from lanas.errors import LanasError
-from lanas.loop import RunInterrupted, summary_line
+from lanas.runner import RunInterrupted, summary_line
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")

@@ -14,11 +14,13 @@ from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from omegaconf.errors import OmegaConfBaseException
 
-from lanas.benchmarks.base import Evaluator
-from lanas.checkpoint import CHECKPOINT_NAME, IGNORED_KEYS, Checkpointer, config_diff, external_objects
+from lanas.checkpoint import Checkpointer, config_diff, external_objects
 from lanas.errors import ConfigError, LanasError, require_int
-from lanas.logging import RunLogger
-from lanas.loop import RunInfo, SafeLogger, read_summary, run_search
+from lanas.evaluators.base import Evaluator
+from lanas.logging import RunLogger, SafeLogger
+from lanas.recorders import RunInfo
+from lanas.rundir import CHECKPOINT, RESULT_NEUTRAL_KEYS, TRACE, read_summary
+from lanas.runner import run_search
 from lanas.searchers.base import Searcher
 from lanas.spaces.base import FiniteSearchSpace, SearchSpace
 
@@ -119,7 +121,7 @@ def ignored_keys(config: dict[str, Any]) -> tuple[str, ...]:
     extra = config.get("resume_ignore") or []
     if not isinstance(extra, list) or not all(isinstance(key, str) for key in extra):
         raise ConfigError(f"resume_ignore must be a list of config keys, got {extra!r}")
-    return (*IGNORED_KEYS, *extra)
+    return (*RESULT_NEUTRAL_KEYS, *extra)
 
 
 def resume_mode(out_dir: str | Path, config: dict[str, Any], resume_requested: bool = False) -> str:
@@ -131,7 +133,7 @@ def resume_mode(out_dir: str | Path, config: dict[str, Any], resume_requested: b
     out_dir = Path(out_dir)
     summary = read_summary(out_dir)
     complete = bool(summary and summary.get("complete", True))
-    if (out_dir / CHECKPOINT_NAME).exists():
+    if (out_dir / CHECKPOINT).exists():
         header = Checkpointer(out_dir, 1, config, {}).read_header()
         differences = config_diff(header["config"], config, ignored_keys(config))
         if differences:
@@ -142,8 +144,8 @@ def resume_mode(out_dir: str | Path, config: dict[str, Any], resume_requested: b
         return "complete" if complete else "resume"
     if complete:
         return "complete"  # finished, but no checkpoint to compare the config with
-    if resume_requested and not (out_dir / "trace.csv").exists():
-        raise ConfigError(f"resume={out_dir} has no {CHECKPOINT_NAME} (nor trace.csv): nothing to resume there")
+    if resume_requested and not (out_dir / TRACE).exists():
+        raise ConfigError(f"resume={out_dir} has no {CHECKPOINT} (nor {TRACE}): nothing to resume there")
     return "fresh"  # killed before its first checkpoint: redoing it from the start gives the same trace
 
 

@@ -24,11 +24,12 @@ from omegaconf.errors import OmegaConfBaseException
 import lanas.benchmarks.nasbench201 as nb201
 import lanas.checkpoint as checkpoint_module
 from lanas.app import one_line_error, run
-from lanas.checkpoint import CHECKPOINT_NAME, CheckpointError, Checkpointer
+from lanas.checkpoint import CheckpointError, Checkpointer
+from lanas.rundir import CHECKPOINT
 from lanas.errors import BenchmarkDataError, ConfigError, InvalidArchitectureError, LanasError
 from lanas.logging import RunLogger
 from lanas.spaces.nasbench201 import NASBench201Space
-from tests.helpers import compose_config
+from lanas.config import compose_config
 
 ROOT = Path(__file__).resolve().parents[1]
 SEARCHERS = sorted(path.stem for path in (ROOT / "conf" / "searcher").glob("*.yaml"))
@@ -274,7 +275,7 @@ def test_corrupt_checkpoint_and_cut_trace_are_reported(tmp_path):
     with pytest.raises(LanasError) as info:
         run(cfg, tmp_path)
     assert_one_line(str(info.value), "trace.csv", "the checkpoint recorded")
-    (tmp_path / CHECKPOINT_NAME).write_bytes(b"garbage")
+    (tmp_path / CHECKPOINT).write_bytes(b"garbage")
     with pytest.raises(CheckpointError) as info:
         run(cfg, tmp_path)
     assert_one_line(str(info.value), "is unreadable", "delete it")

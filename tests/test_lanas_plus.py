@@ -1,16 +1,15 @@
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 from scipy.stats import rankdata
 
 from lanas.app import run
 from lanas.benchmarks.nasbench201 import NASBench201Benchmark
+from lanas.config import compose_config
 from lanas.errors import ConfigError
 from lanas.searchers.lanas import LaNAS, fit_linear
 from lanas.spaces.nasbench201 import NASBench201Space, index_to_ops
-from tests.helpers import compose_config
 from tests.test_run import read_trace, run_py
 
 

@@ -17,13 +17,13 @@ import pytest
 from omegaconf import OmegaConf
 
 from lanas.app import build
+from lanas.config import compose_config
 from lanas.errors import ConfigError
 from lanas.searchers.base import Searcher
 from lanas.spaces.base import FiniteSearchSpace, SearchSpace
 from lanas.spaces.nasbench101 import NASBench101Space
 from lanas.spaces.nasbench201 import NASBench201Space
 from lanas.spaces.nasnet import NASNetSpace
-from tests.helpers import compose_config
 from tests.test_baselines import Grid
 
 SEARCHERS = sorted(p.stem for p in (Path(__file__).resolve().parents[1] / "conf" / "searcher").glob("*.yaml"))

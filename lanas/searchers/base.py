@@ -24,7 +24,7 @@ def one_blas_thread(method: _Method) -> _Method:
 
     A searcher's matrices are small or tall-and-thin (a pool times a few dozen features): extra BLAS
     threads only add synchronisation, and on a busy machine oversubscribe it. Measured with
-    ``benchmarks.lanas_loop_speed --quick`` on 2 cores: 423,624-pool search 7.3 s -> 3.2 s, NB201
+    ``perf.lanas_loop_speed --quick`` on 2 cores: 423,624-pool search 7.3 s -> 3.2 s, NB201
     5.5 -> 0.44 ms/sample. Entering the limit costs about 10 microseconds.
     """
 
