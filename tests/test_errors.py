@@ -48,6 +48,8 @@ BAD_HYPERPARAMETERS: dict[str, list[tuple[str, str]]] = {
         ("searcher.ridge_alpha=-0.1", "searcher.ridge_alpha must be >= 0"),
         ("searcher.route_samples=both", "searcher.route_samples='both' is unknown"),
         ("searcher.leaf_fallback=none", "searcher.leaf_fallback='none' is unknown"),
+        ("searcher.Cp=inf", "searcher.Cp must be <= 1000000.0, got inf"),
+        ("searcher.tree_height=16", "searcher.tree_height=16 gives 32,768 leaves for the 15,625 architectures"),
     ],
     "lanas_plus": [
         ("searcher.tree_height=0", "searcher.tree_height must be >= 1, got 0"),
@@ -69,6 +71,7 @@ BAD_HYPERPARAMETERS: dict[str, list[tuple[str, str]]] = {
         ("searcher.Cp=-1", "searcher.Cp must be >= 0"),
         ("searcher.init_samples=0", "searcher.init_samples must be >= 1"),
         ("searcher.max_completion_tries=0", "searcher.max_completion_tries must be >= 1"),
+        ("searcher.Cp=1e308", "searcher.Cp must be <= 1000000.0, got 1e+308"),
     ],
     # Random search has no knobs: any key is refused by name.
     "random": [

@@ -114,8 +114,9 @@ def test_same_seed_same_proposals_and_a_pickled_searcher_resumes_exactly(name, s
 @pytest.mark.parametrize("name", SEARCHERS)
 def test_a_small_finite_space_is_exhausted_with_each_architecture_once(name):
     space = Grid((3, 4))
-    proposed = drive(make(name, space, init_samples=2) if "init_samples" in preset(name) else make(name, space),
-                     linear_reward(space), 100)
+    knobs = preset(name)
+    small = {key: value for key, value in (("init_samples", 2), ("tree_height", 3)) if key in knobs}
+    proposed = drive(make(name, space, **small), linear_reward(space), 100)
     assert sorted(int(a) for a in proposed) == list(range(12))
 
 

@@ -44,7 +44,7 @@ from lanas.errors import ConfigError, require_choice, require_float, require_int
 from lanas.searchers.base import Searcher, one_blas_thread
 from lanas.searchers.proposals import (FALLBACKS, LOCAL_MOVES, REGION_PROPOSALS, LocalMoves, PoolProposal,
                                        RegionProposal)
-from lanas.searchers.tree import ROUTINGS, SPLITS, PartitionTree, fit_linear
+from lanas.searchers.tree import MAX_CP, ROUTINGS, SPLITS, PartitionTree, fit_linear
 from lanas.spaces.base import Arch, SearchSpace
 
 __all__ = ["LaNAS", "fit_linear", "REGRESSORS", "ROUTINGS", "FALLBACKS", "TRANSFORMS"]
@@ -117,7 +117,7 @@ class LaNAS(Searcher):
         mutation_tries: int = 50,
     ) -> None:
         super().__init__(space, rng)
-        self.Cp = require_float("searcher.Cp", Cp, 0.0)
+        self.Cp = require_float("searcher.Cp", Cp, 0.0, MAX_CP)
         self.init_samples = require_int("searcher.init_samples", init_samples, 1)
         self.refit_every = require_int("searcher.refit_every", refit_every, 1)
         alpha = require_float("searcher.ridge_alpha", ridge_alpha, 0.0)
@@ -147,6 +147,13 @@ class LaNAS(Searcher):
             mutation_tries=require_int("searcher.mutation_tries", mutation_tries, 1),
         )
         self.proposal = PoolProposal(fallback) if space.is_finite else region
+        leaves = len(self.tree.leaves)
+        if space.is_finite and leaves > len(space):
+            most = max(1, int(np.log2(len(space))) + 1)
+            raise ConfigError(
+                f"searcher.tree_height={tree_height} gives {leaves:,} leaves for the {len(space):,} architectures of "
+                f"search_space={space.name}: at most {most} here (a leaf per architecture or fewer)"
+            )
         if self.size_bonus > 0 and not space.is_finite:
             raise ConfigError(
                 f"searcher.size_bonus needs a search space that can be enumerated (it weighs regions by their free "

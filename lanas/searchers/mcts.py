@@ -28,7 +28,7 @@ import numpy as np
 
 from lanas.errors import ConfigError, require_float, require_int
 from lanas.searchers.base import Searcher
-from lanas.searchers.tree import argmax_random_tie, ucb
+from lanas.searchers.tree import MAX_CP, argmax_random_tie, ucb
 from lanas.spaces.base import Arch, FiniteSearchSpace, SearchSpace
 
 Prefix = tuple[int, ...]
@@ -48,7 +48,7 @@ class FixedActionMCTS(Searcher):
         max_completion_tries: int = 1000,
     ) -> None:
         super().__init__(space, rng)
-        self.Cp = require_float("searcher.Cp", Cp, 0.0)
+        self.Cp = require_float("searcher.Cp", Cp, 0.0, MAX_CP)
         self.init_samples = require_int("searcher.init_samples", init_samples, 1)
         self.max_completion_tries = require_int("searcher.max_completion_tries", max_completion_tries, 1)
         choices = space.decisions()

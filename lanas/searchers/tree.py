@@ -26,6 +26,10 @@ from collections.abc import Sequence
 import numpy as np
 
 ROUTINGS = ("reward", "predicted")
+# Beyond this the exploration bonus swamps any reward, and 2 * Cp overflows towards inf * 0 = nan.
+MAX_CP = 1e6
+# Scores of one block of rows for every internal node: at most this many booleans at once (64 MB).
+MAX_BLOCK_SCORES = 2**26
 
 
 def fit_linear(X: np.ndarray, y: np.ndarray, alpha: float = 0.0) -> tuple[np.ndarray, float]:
@@ -166,6 +170,8 @@ class PartitionTree:
         W = self.W.T.astype(X.dtype)
         offset = (self.threshold - self.b).astype(X.dtype)  # good  <=>  x.w + b >= threshold
         leaves = np.empty(len(X), dtype=np.int64)
+        # Only trees of more than 1,024 internal nodes (height 12+) get smaller blocks, to bound memory.
+        chunk = min(chunk, max(1024, MAX_BLOCK_SCORES // max(self.num_internal, 1)))
         row_start = np.arange(min(chunk, len(X)), dtype=np.intp) * self.num_internal
         for lo in range(0, len(X), chunk):
             good = ((X[lo : lo + chunk] @ W) >= offset).ravel()
