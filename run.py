@@ -5,15 +5,22 @@ from __future__ import annotations
 import os
 import sys
 
-import hydra
-from hydra.core.hydra_config import HydraConfig
-from hydra.errors import HydraException
-from omegaconf import DictConfig
-from omegaconf.errors import OmegaConfBaseException
+from lanas.cli import install_stop_handlers, interrupted_exit, quiet_third_party
 
-from lanas.app import one_line_error, run
-from lanas.errors import LanasError
-from lanas.loop import RunInterrupted, summary_line
+if __name__ == "__main__":
+    # Before the heavy imports and the tracker's start-up: a Ctrl-C or SIGTERM at any moment ends
+    # with one line and exit 130 / 143 (the search loop installs its own handler while it runs).
+    install_stop_handlers()
+    quiet_third_party()
+
+import hydra  # noqa: E402
+from hydra.core.hydra_config import HydraConfig  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
+
+from lanas.app import mark_incomplete, run, with_stored_overrides  # noqa: E402
+from lanas.cli import run_hydra_main  # noqa: E402
+from lanas.errors import LanasError  # noqa: E402
+from lanas.loop import RunInterrupted, summary_line  # noqa: E402
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
@@ -27,24 +34,26 @@ def main(cfg: DictConfig) -> float | None:
     except LanasError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt as err:
+        # Stopped while setting up (loading a benchmark, starting wandb): nothing evaluated yet.
+        mark_incomplete(out_dir, cfg)
+        interrupted_exit(err, f"before the search started; nothing evaluated, continue with: "
+                              f"python run.py resume={out_dir}")
     print(summary_line(summary, out_dir), flush=True)
     return summary["best_reward"]
 
 
 def cli() -> None:
-    """Run ``main``, turning Hydra's multi-line composition errors into one line (HYDRA_FULL_ERROR=1: raw)."""
-    if os.environ.get("HYDRA_FULL_ERROR") == "1":
-        main()
-        return
-    os.environ["HYDRA_FULL_ERROR"] = "1"  # let errors reach us instead of Hydra's printer
+    """Run ``main`` with one-line errors; ``resume=<dir>`` brings back the run's stored overrides."""
     try:
-        main()
-    except (HydraException, OmegaConfBaseException) as err:
-        print(f"error: {one_line_error(err)}", file=sys.stderr)
-        sys.exit(2)
-    except LanasError as err:  # raised by the resume check before the run starts
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+        try:
+            sys.argv[1:] = with_stored_overrides(sys.argv[1:])
+        except LanasError as err:
+            print(f"error: {err}", file=sys.stderr)
+            sys.exit(2)
+        run_hydra_main(main)
+    except KeyboardInterrupt as err:
+        interrupted_exit(err, "before the run started; nothing written")
 
 
 if __name__ == "__main__":

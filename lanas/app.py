@@ -18,7 +18,7 @@ from lanas.benchmarks.base import Evaluator
 from lanas.checkpoint import CHECKPOINT_NAME, IGNORED_KEYS, Checkpointer, config_diff, external_objects
 from lanas.errors import ConfigError, LanasError, require_int
 from lanas.logging import RunLogger
-from lanas.loop import RunInfo, SafeLogger, read_summary, run_search
+from lanas.loop import RunInfo, SafeLogger, read_summary, run_search, write_json_atomic
 from lanas.searchers.base import Searcher
 from lanas.spaces.base import FiniteSearchSpace, SearchSpace
 
@@ -119,7 +119,8 @@ def ignored_keys(config: dict[str, Any]) -> tuple[str, ...]:
     extra = config.get("resume_ignore") or []
     if not isinstance(extra, list) or not all(isinstance(key, str) for key in extra):
         raise ConfigError(f"resume_ignore must be a list of config keys, got {extra!r}")
-    return (*IGNORED_KEYS, *extra)
+    # threads: how many CPU threads torch uses changes the speed, not the result.
+    return (*IGNORED_KEYS, "threads", *extra)
 
 
 def resume_mode(out_dir: str | Path, config: dict[str, Any], resume_requested: bool = False) -> str:
@@ -129,6 +130,8 @@ def resume_mode(out_dir: str | Path, config: dict[str, Any], resume_requested: b
     that differ) or when ``resume=`` names a directory with nothing to resume.
     """
     out_dir = Path(out_dir)
+    if resume_requested and not out_dir.is_dir():
+        raise ConfigError(f"resume={out_dir} does not exist (give the run directory printed by the run)")
     summary = read_summary(out_dir)
     complete = bool(summary and summary.get("complete", True))
     if (out_dir / CHECKPOINT_NAME).exists():
@@ -142,9 +145,61 @@ def resume_mode(out_dir: str | Path, config: dict[str, Any], resume_requested: b
         return "complete" if complete else "resume"
     if complete:
         return "complete"  # finished, but no checkpoint to compare the config with
-    if resume_requested and not (out_dir / "trace.csv").exists():
+    stopped_before_start = summary is not None and summary.get("num_samples") == 0
+    if resume_requested and not (out_dir / "trace.csv").exists() and not stopped_before_start:
         raise ConfigError(f"resume={out_dir} has no {CHECKPOINT_NAME} (nor trace.csv): nothing to resume there")
     return "fresh"  # killed before its first checkpoint: redoing it from the start gives the same trace
+
+
+def _override_key(override: Any) -> tuple[str, str | None]:
+    return override.key_or_group, override.package
+
+
+def with_stored_overrides(args: list[str]) -> list[str]:
+    """Command-line arguments of ``python run.py resume=<dir> [overrides]`` completed with the run's own
+    overrides from ``<dir>/.hydra/overrides.yaml``, so the resumed run has the config it was started with.
+
+    Overrides on the command line replace stored ones of the same key (a key that changes the result
+    is then refused by the resume check, naming it). Other arguments (``-m``, no ``resume=``) are
+    returned unchanged. Raises ConfigError when the directory does not exist.
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    if any(arg.startswith("-") for arg in args):
+        return args  # --multirun, --help, --cfg ...: not a single resumed run
+    parser = OverridesParser.create()
+    try:
+        given = parser.parse_overrides(args)
+    except OverrideParseException:
+        return args  # Hydra reports it, in one line, as for any other command
+    resume = [o for o in given if o.key_or_group == "resume" and o.package is None and not o.is_delete()]
+    if not resume or resume[-1].value() in (None, ""):
+        return args
+    folder = Path(str(resume[-1].value()))
+    if not folder.is_dir():
+        raise ConfigError(f"resume={folder} does not exist (give the run directory printed by the run)")
+    stored_file = folder / ".hydra" / "overrides.yaml"
+    if not stored_file.is_file():
+        return args
+    stored = [str(line) for line in OmegaConf.load(stored_file)]
+    given_keys = {_override_key(o) for o in given}
+    kept = [o.input_line for o in parser.parse_overrides(stored)
+            if _override_key(o) not in given_keys and o.key_or_group != "resume"]
+    return [*kept, *args]
+
+
+def mark_incomplete(out_dir: str | Path, cfg: DictConfig) -> None:
+    """A run stopped before its search loop started: leave a ``summary.json`` saying it is incomplete
+    (with nothing evaluated), unless the folder already has one (e.g. of an earlier, partial run)."""
+    out_dir = Path(out_dir)
+    if read_summary(out_dir) is not None:
+        return
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out_dir / "summary.json", {
+        "searcher": group_name(cfg, "searcher"), "seed": cfg.get("seed"), "budget": cfg.get("budget"),
+        "num_samples": 0, "best_reward": None, "best_arch": None, "samples_to_optimum": None,
+        "complete": False, "resumes": 0,
+    })
 
 
 class ResumeGuard(Callback):
@@ -175,7 +230,11 @@ def one_line_error(err: BaseException) -> str:
                 f"Available options in '{group}': {', '.join(err.options)}")
     if isinstance(err, OverrideParseException):
         first = str(err).splitlines()[0]
-        return f"cannot parse the override {err.override!r} ({first}); see https://hydra.cc/docs/advanced/override_grammar/basic/"
+        hint = ""
+        if "=~" in err.override:  # sh and zsh leave a ~ after '=' as it is; Hydra's grammar refuses it
+            hint = "; write $HOME instead of ~ (not expanded after '=' by sh and zsh)"
+        return (f"cannot parse the override {err.override!r} ({first}){hint}; "
+                "see https://hydra.cc/docs/advanced/override_grammar/basic/")
     cause = err.__cause__
     if isinstance(cause, OmegaConfBaseException) and getattr(cause, "full_key", None) and "not in struct" in str(cause):
         parent = cause.parent_node
@@ -205,6 +264,10 @@ def run(cfg: DictConfig, out_dir: str | Path, group: str | None = None, tags: li
     if mode == "complete":
         return read_summary(out_dir)  # type: ignore[return-value]
 
+    if cfg.get("evaluator") is not None:  # torch-based evaluators (supernet, train)
+        from lanas.cli import apply_torch_threads
+
+        apply_torch_threads(cfg.get("threads"))
     space, evaluator, searcher, info, eval_rng = prepare(cfg)
     checkpointer = Checkpointer(out_dir, every, config, external_objects(space, evaluator))
     state = None
