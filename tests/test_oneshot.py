@@ -4,6 +4,7 @@ resume through Lightning, the supernet evaluator, and a LaNAS search scored by t
 from __future__ import annotations
 
 import csv
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -58,11 +59,13 @@ def test_supernet_loss_goes_down(supernet):
     assert last < 0.8 * first, (first, last)
 
 
-def test_training_resumes_from_last_checkpoint(supernet):
-    before = torch.load(supernet / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+def test_training_resumes_from_last_checkpoint(supernet, tmp_path):
+    # On a copy: the shared supernet must stay at STEPS whatever order the tests run in.
+    copy = Path(shutil.copytree(supernet, tmp_path / "supernet"))
+    before = torch.load(copy / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert before["global_step"] == STEPS and "arch_rng_state" in before
-    train_supernet(smoke(supernet, f"trainer.max_steps={STEPS + 10}"))
-    after = torch.load(supernet / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    train_supernet(smoke(copy, f"trainer.max_steps={STEPS + 10}"))
+    after = torch.load(copy / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert after["global_step"] == STEPS + 10  # continued, not restarted
     assert after["arch_rng_state"] != before["arch_rng_state"]
 
