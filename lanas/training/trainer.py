@@ -9,6 +9,8 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 
+from lanas.cli import quiet_third_party
+
 
 def make_trainer(out_dir: str | Path, trainer: dict[str, Any] | None = None, logger: str = "csv",
                  project: str = "lanas", run_name: str | None = None, monitor: str | None = None) -> L.Trainer:
@@ -30,8 +32,12 @@ def make_trainer(out_dir: str | Path, trainer: dict[str, Any] | None = None, log
     else:
         log = False
     kwargs.pop("wandb_offline", None)
+    quiet_third_party()
+    # enable_version_counter=False: the folder is ours, last.ckpt is always the latest. With the
+    # counter, a run resumed from a copied or moved folder wrote last-v1.ckpt beside a stale last.ckpt,
+    # and the next resume silently went back to the stale one.
     checkpoint = ModelCheckpoint(dirpath=out_dir / "checkpoints", save_last=True, save_top_k=0 if monitor is None else 1,
-                                 monitor=monitor, mode="max")
+                                 monitor=monitor, mode="max", enable_version_counter=False)
     callbacks = [checkpoint] + ([LearningRateMonitor("step")] if log else [])
     kwargs.setdefault("enable_progress_bar", False)
     kwargs.setdefault("enable_model_summary", False)
