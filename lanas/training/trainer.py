@@ -25,6 +25,9 @@ def make_trainer(out_dir: str | Path, trainer: dict[str, Any] | None = None, log
 
         log = WandbLogger(project=project, name=run_name, save_dir=str(out_dir),
                           offline=kwargs.pop("wandb_offline", True))
+        # Lightning 2.6.6 always passes anonymous=None, which wandb 0.31 answers with a deprecation
+        # warning ("The anonymous setting has no effect") on every final training.
+        log._wandb_init.pop("anonymous", None)
     elif logger == "csv":
         from lightning.pytorch.loggers import CSVLogger
 
