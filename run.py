@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import sys
+from pathlib import Path
 
-from lanas.cli import install_stop_handlers, interrupted_exit, quiet_third_party
+from lanas.cli import install_stop_handlers, interrupted_exit, quiet_third_party, settle_stop_handlers
 
 if __name__ == "__main__":
     # Before the heavy imports and the tracker's start-up: a Ctrl-C or SIGTERM at any moment ends
@@ -13,14 +13,26 @@ if __name__ == "__main__":
     install_stop_handlers()
     quiet_third_party()
 
-import hydra  # noqa: E402
-from hydra.core.hydra_config import HydraConfig  # noqa: E402
-from omegaconf import DictConfig  # noqa: E402
+try:
+    import hydra
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import DictConfig, OmegaConf
 
-from lanas.app import mark_incomplete, run, with_stored_overrides  # noqa: E402
-from lanas.cli import run_hydra_main  # noqa: E402
-from lanas.errors import LanasError  # noqa: E402
-from lanas.loop import RunInterrupted, summary_line  # noqa: E402
+    from lanas.app import mark_incomplete, run, with_stored_overrides
+    from lanas.cli import run_hydra_main
+    from lanas.errors import LanasError
+    from lanas.loop import RunInterrupted, summary_line
+except KeyboardInterrupt as _err:
+    if __name__ != "__main__":
+        raise
+    interrupted_exit(_err, "while starting; nothing written")
+
+
+def _stopped_before_the_search(err: BaseException, out_dir: str | Path, cfg: DictConfig | None) -> None:
+    """Stopped while setting up (Hydra's job set-up, loading a benchmark, starting wandb): leave a
+    summary.json saying the run is incomplete, one line, exit 130 / 143."""
+    mark_incomplete(out_dir, cfg)
+    interrupted_exit(err, f"before the search loop started; continue with: python run.py resume={out_dir}")
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
@@ -35,12 +47,17 @@ def main(cfg: DictConfig) -> float | None:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt as err:
-        # Stopped while setting up (loading a benchmark, starting wandb): nothing evaluated yet.
-        mark_incomplete(out_dir, cfg)
-        interrupted_exit(err, f"before the search started; nothing evaluated, continue with: "
-                              f"python run.py resume={out_dir}")
+        _stopped_before_the_search(err, out_dir, cfg)
     print(summary_line(summary, out_dir), flush=True)
     return summary["best_reward"]
+
+
+def _job_dir() -> Path | None:
+    """The run directory Hydra has already created for this job, if it got that far."""
+    if not HydraConfig.initialized():
+        return None
+    out_dir = OmegaConf.select(HydraConfig.get(), "runtime.output_dir")
+    return Path(out_dir) if out_dir and Path(out_dir).is_dir() else None
 
 
 def cli() -> None:
@@ -52,7 +69,14 @@ def cli() -> None:
             print(f"error: {err}", file=sys.stderr)
             sys.exit(2)
         run_hydra_main(main)
+        settle_stop_handlers()
     except KeyboardInterrupt as err:
+        if {"-m", "--multirun"} & set(sys.argv[1:]):
+            interrupted_exit(err, "during the sweep; finished jobs are kept, the same command continues the rest")
+        out_dir = _job_dir()
+        if out_dir is not None:  # between Hydra's set-up of the job and our main()
+            saved = out_dir / ".hydra" / "config.yaml"
+            _stopped_before_the_search(err, out_dir, OmegaConf.load(saved) if saved.is_file() else None)
         interrupted_exit(err, "before the run started; nothing written")
 
 

@@ -188,13 +188,14 @@ def with_stored_overrides(args: list[str]) -> list[str]:
     return [*kept, *args]
 
 
-def mark_incomplete(out_dir: str | Path, cfg: DictConfig) -> None:
+def mark_incomplete(out_dir: str | Path, cfg: DictConfig | None) -> None:
     """A run stopped before its search loop started: leave a ``summary.json`` saying it is incomplete
     (with nothing evaluated), unless the folder already has one (e.g. of an earlier, partial run)."""
     out_dir = Path(out_dir)
     if read_summary(out_dir) is not None:
         return
     out_dir.mkdir(parents=True, exist_ok=True)
+    cfg = cfg if cfg is not None else OmegaConf.create({})
     write_json_atomic(out_dir / "summary.json", {
         "searcher": group_name(cfg, "searcher"), "seed": cfg.get("seed"), "budget": cfg.get("budget"),
         "num_samples": 0, "best_reward": None, "best_arch": None, "samples_to_optimum": None,

@@ -40,6 +40,19 @@ def install_stop_handlers() -> None:
         signal.signal(sig, _raise_early_stop)
 
 
+def _exit_on_second_stop(signum: int, frame: Any) -> None:
+    if getattr(_exit_on_second_stop, "seen", False):
+        os._exit(128 + signum)  # asked twice: the user wants out now, even mid tear-down
+    _exit_on_second_stop.seen = True  # type: ignore[attr-defined]
+
+
+def settle_stop_handlers() -> None:
+    """The work is done and reported: a stop during the tear-down (wandb's at-exit flush) no longer
+    turns a finished run into exit 130; a second stop still exits at once."""
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, _exit_on_second_stop)
+
+
 def stop_signal(err: BaseException) -> int:
     """The signal number behind a KeyboardInterrupt (SIGINT when it came from Python's default handler)."""
     return getattr(err, "signum", signal.SIGINT)
@@ -73,9 +86,9 @@ def torch_threads(threads: int | None = None) -> int:
     else the usable cores, at most 4.
 
     torch's default (every core) is a bad choice on a shared machine: its OpenMP threads spin while
-    waiting for each other, and the small tensors of smoke runs gain nothing from them (measured on
+    waiting for each other, and the small tensors of smoke runs gain nothing from them (issue 13, on
     this project's 2-core machine under load 3-6: supernet smoke 1,139 s with the default, 45 s with
-    one thread). Past 4 threads, our CPU workloads stop scaling.
+    one thread). Beyond 4 threads the small CPU workloads we run gain little.
     """
     if threads is not None:
         value = int(threads)

@@ -21,16 +21,21 @@ if __name__ == "__main__":
     install_stop_handlers()  # before the heavy imports below: Ctrl-C at any moment gives one line
     quiet_third_party()
 
-import hydra  # noqa: E402
-import lightning as L  # noqa: E402
-from omegaconf import DictConfig  # noqa: E402
+try:
+    import hydra
+    import lightning as L
+    from omegaconf import DictConfig
 
-from lanas.cli import apply_torch_threads, run_hydra_main  # noqa: E402
-from lanas.errors import ConfigError, LanasError  # noqa: E402
-from lanas.spaces.nasnet import NASNetSpace  # noqa: E402
-from lanas.training.classifier import CellClassifier  # noqa: E402
-from lanas.training.data import CIFAR10DataModule  # noqa: E402
-from lanas.training.trainer import config_section, finish_loggers, fit_resumable, make_trainer
+    from lanas.cli import apply_torch_threads, run_hydra_main
+    from lanas.errors import ConfigError, LanasError
+    from lanas.spaces.nasnet import NASNetSpace
+    from lanas.training.classifier import CellClassifier
+    from lanas.training.data import CIFAR10DataModule
+    from lanas.training.trainer import config_section, finish_loggers, fit_resumable, make_trainer
+except KeyboardInterrupt as _err:
+    if __name__ != "__main__":
+        raise
+    interrupted_exit(_err, "while starting; nothing written")
 
 CONF = str(Path(__file__).resolve().parents[2] / "conf")
 
