@@ -27,7 +27,12 @@ class EarlyStop(KeyboardInterrupt):
         self.exit_code = 128 + signum
 
 
+last_stop_signal: int | None = None  # the latest SIGINT/SIGTERM our handler saw (libraries may swallow the exception)
+
+
 def _raise_early_stop(signum: int, frame: Any) -> None:
+    global last_stop_signal
+    last_stop_signal = signum
     raise EarlyStop(signum)
 
 
@@ -74,8 +79,12 @@ def quiet_third_party() -> None:
     warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated",
                             category=FutureWarning)
     # Lightning's advertisement for its cloud logger, printed by every Trainer.
+    # Also its "Detected KeyboardInterrupt, attempting graceful shutdown": our own line says it.
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
-        lambda record: "litlogger" not in record.getMessage())
+        lambda record: not any(text in record.getMessage() for text in ("litlogger", "Detected KeyboardInterrupt")))
+    # Lightning's "[rank: 0] Received SIGTERM": the entry point reports the stop in its own line.
+    logging.getLogger("lightning.pytorch.trainer.connectors.signal_connector").addFilter(
+        lambda record: "Received SIGTERM" not in record.getMessage())
     # wandb's banner and its run-summary block (Lightning's WandbLogger starts wandb with default
     # settings); results are in our own files and lines. A user's own WANDB_SILENT wins.
     os.environ.setdefault("WANDB_SILENT", "true")

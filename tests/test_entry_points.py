@@ -138,3 +138,17 @@ def test_torch_threads_honours_config_then_environment(monkeypatch):
     assert 1 <= torch_threads(None) <= 4
     with pytest.raises(ConfigError, match="threads must be >= 1"):
         torch_threads(0)
+
+
+def test_a_stop_during_supernet_training_is_one_line_and_exit_143(tmp_path):
+    # Lightning turns a stop during fit into its own messages and exit 1; the entry point reports it.
+    proc = subprocess.Popen([sys.executable, "-m", "lanas.training.train_supernet", "experiment=oneshot_smoke",
+                             f"supernet_dir={tmp_path}", f"hydra.run.dir={tmp_path / 'hydra'}"], cwd=ROOT, env=env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    wait_for(tmp_path / "logs", proc)  # CSVLogger's folder: fit has started
+    os.killpg(proc.pid, signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    lines = [line for line in err.strip().splitlines() if "available:" not in line]  # Lightning's device lines
+    assert lines == ["interrupted: stopped by SIGTERM during training; the same command continues from the last "
+                     "saved epoch"], err

@@ -102,7 +102,7 @@ def cli() -> None:
     try:
         run_hydra_main(main)
     except KeyboardInterrupt as err:
-        interrupted_exit(err, "; the same command continues from the last saved epoch")
+        interrupted_exit(err, "during training; the same command continues from the last saved epoch")
 
 
 if __name__ == "__main__":

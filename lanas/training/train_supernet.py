@@ -69,7 +69,7 @@ def cli() -> None:
         run_hydra_main(main)
     except KeyboardInterrupt as err:
         # Lightning saves last.ckpt every epoch: the same command continues from there.
-        interrupted_exit(err, "; the same command continues from the last saved epoch")
+        interrupted_exit(err, "during training; the same command continues from the last saved epoch")
 
 
 if __name__ == "__main__":

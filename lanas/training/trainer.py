@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +71,16 @@ def fit_resumable(trainer: L.Trainer, module: L.LightningModule, data: L.Lightni
                   resume: bool = True) -> Path:
     """Fit, continuing from ``<out_dir>/checkpoints/last.ckpt`` when it exists and ``resume`` is on."""
     last = Path(out_dir) / "checkpoints" / "last.ckpt"
-    trainer.fit(module, data, ckpt_path=str(last) if resume and last.exists() else None)
+    try:
+        trainer.fit(module, data, ckpt_path=str(last) if resume and last.exists() else None)
+    except SystemExit as err:
+        # Lightning turns a Ctrl-C (or SIGTERM) during fit into sys.exit(1) after its own shutdown;
+        # hand the stop back to the entry point, which reports it in one line with exit 130 / 143.
+        if not (trainer.interrupted or getattr(trainer, "received_sigterm", False)):
+            raise
+        from lanas import cli
+
+        raise cli.EarlyStop(cli.last_stop_signal or signal.SIGINT) from err
     return last
 
 
