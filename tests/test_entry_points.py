@@ -124,7 +124,8 @@ def test_final_training_takes_the_readme_arch_form_and_says_what_is_wrong_in_one
         "arch='normal:|a~1|;reduce:|b~0|'", "seed=1"]
     assert quote_arch_override(["arch='x'"]) == ["arch='x'"]
     result = subprocess.run([sys.executable, "-m", "lanas.training.final", "experiment=final_smoke",
-                             f"final_dir={tmp_path}", "arch=normal:|...|;reduce:|...|"], cwd=ROOT, env=env(),
+                             f"final_dir={tmp_path}", f"hydra.run.dir={tmp_path / 'hydra'}",
+                             "arch=normal:|...|;reduce:|...|"], cwd=ROOT, env=env(),
                             capture_output=True, text=True, timeout=180)
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
