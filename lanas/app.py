@@ -120,7 +120,7 @@ def ignored_keys(config: dict[str, Any]) -> tuple[str, ...]:
     if not isinstance(extra, list) or not all(isinstance(key, str) for key in extra):
         raise ConfigError(f"resume_ignore must be a list of config keys, got {extra!r}")
     # threads: how many CPU threads torch uses changes the speed, not the result.
-    return (*IGNORED_KEYS, "threads", *extra)
+    return (*IGNORED_KEYS, "threads", "evaluator.threads", *extra)
 
 
 def resume_mode(out_dir: str | Path, config: dict[str, Any], resume_requested: bool = False) -> str:

@@ -153,3 +153,14 @@ def test_a_stop_during_supernet_training_is_one_line_and_exit_143(tmp_path):
     lines = [line for line in err.strip().splitlines() if "available:" not in line]  # Lightning's device lines
     assert lines == ["interrupted: stopped by SIGTERM during training; the same command continues from the last "
                      "saved epoch"], err
+
+
+def test_threads_reach_the_train_evaluator_and_do_not_block_a_resume(tmp_path):
+    from lanas.app import ignored_keys
+    from lanas.checkpoint import config_diff
+    from tests.helpers import compose_config
+
+    cfg = compose_config("evaluator=train", "search_space=nasnet", "budget=5", "threads=2")
+    assert cfg.evaluator.threads == 2  # also inside submitit jobs, which start with torch's default
+    one, two = ({"threads": n, "evaluator": {"threads": n}, "seed": 0} for n in (1, 2))
+    assert config_diff(one, two, ignored_keys(two)) == []  # speed, not results
