@@ -160,7 +160,7 @@ def test_threads_reach_the_train_evaluator_and_do_not_block_a_resume(tmp_path):
     from lanas.checkpoint import config_diff
     from tests.helpers import compose_config
 
-    cfg = compose_config("evaluator=train", "search_space=nasnet", "budget=5", "threads=2")
+    cfg = compose_config("experiment=oneshot_smoke", "evaluator=train", "threads=2")
     assert cfg.evaluator.threads == 2  # also inside submitit jobs, which start with torch's default
     one, two = ({"threads": n, "evaluator": {"threads": n}, "seed": 0} for n in (1, 2))
     assert config_diff(one, two, ignored_keys(two)) == []  # speed, not results
