@@ -11,9 +11,10 @@ if __name__ == "__main__":
     # Before the heavy imports and the tracker's start-up: a Ctrl-C or SIGTERM at any moment ends
     # with one line and exit 130 / 143 (the search loop installs its own handler while it runs).
     install_stop_handlers()
-    quiet_third_party()
 
 try:
+    if __name__ == "__main__":
+        quiet_third_party()  # inside the try: a stop may land here already
     import hydra
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import DictConfig, OmegaConf
@@ -21,7 +22,7 @@ try:
     from lanas.app import mark_incomplete, run, with_stored_overrides
     from lanas.cli import run_hydra_main
     from lanas.errors import LanasError
-    from lanas.loop import RunInterrupted, summary_line
+    from lanas.runner import RunInterrupted, summary_line
 except KeyboardInterrupt as _err:
     if __name__ != "__main__":
         raise

@@ -7,8 +7,8 @@
     python -m experiments.lanas_plus_ablation --trace 20 --variants lanas --datasets cifar10    # one run's tree
 
 Each run builds the searcher exactly as ``run.py`` would (the composed Hydra config through
-``lanas.app.prepare``), then loops ask / query / tell without writing files until the optimum is
-evaluated. Prints one row per (variant, dataset): mean, standard error, median, max and the
+``lanas.app.prepare``), then runs the loop's core (``lanas.loop.search``) without writing files until
+the optimum is evaluated. Prints one row per (variant, dataset): mean, standard error, median, max and the
 searcher's loop time per sample (ask + tell only, table lookups excluded).
 """
 
@@ -16,12 +16,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 from multiprocessing import Pool
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # before numpy loads BLAS: one thread per process on a shared machine
 import numpy as np  # noqa: E402
+
+from lanas.app import prepare  # noqa: E402
+from lanas.checkpoint import LoopState  # noqa: E402
+from lanas.config import build_searcher, compose_config  # noqa: E402
+from lanas.loop import search, searcher_seconds  # noqa: E402
+from perf.lanas_loop_speed import SyntheticPoolSpace, synthetic_rewards  # noqa: E402
 
 DATASETS = ("cifar10", "cifar100", "imagenet16-120")
 NB101_SLICE = os.environ.get(  # beside the project, as tests/conftest.py expects it
@@ -111,58 +116,39 @@ def parse_variant(spec: str) -> tuple[str, list[str]]:
 
 def run_one(args: tuple[list[str], str, int]) -> tuple[int | None, int, float]:
     """(samples to optimum or None, samples taken, searcher seconds) of one seeded search."""
-    from lanas.app import prepare
-    from tests.helpers import compose_config
-
     overrides, dataset, seed = args
-    cfg = compose_config(*overrides, *BENCHMARKS[dataset], f"seed={seed}")
-    _, evaluator, searcher, info, eval_rng = prepare(cfg)
-    spent = 0.0  # only the searcher's time: ask + tell
-    for n in range(1, info.budget + 1):
-        start = time.perf_counter()
-        archs = searcher.ask(1)
-        spent += time.perf_counter() - start
-        if not archs:
-            return None, n - 1, spent
-        rewards = evaluator.query(archs, eval_rng)
-        start = time.perf_counter()
-        searcher.tell(archs, rewards)
-        spent += time.perf_counter() - start
-        if evaluator.is_optimal(archs)[0]:
-            return n, n, spent
-    return None, info.budget, spent
+    space, evaluator, searcher, info, eval_rng = prepare(compose_config(*overrides, *BENCHMARKS[dataset], f"seed={seed}"))
+    state = LoopState()
+    seconds = searcher_seconds(search(space, evaluator, searcher, eval_rng, info.budget, state=state))
+    return state.samples_to_optimum, state.num_samples, seconds
 
 
 def trace_optimum(spec: str, dataset: str, seed: int, every: int = 10) -> None:
     """Where the global optimum sits after every ``every``-th re-fit of one run: the evidence behind LaNAS+.
 
     Prints the optimum's leaf (0 = leftmost, best-predicted), the unevaluated candidates in it, its
-    visit count and value, its rank among leaves by value (0 = best) and the sizes of all leaves.
+    visit count and value, its rank among leaves by value (0 = best) and the sizes of all leaves, as
+    they stand once the sample proposed right after the re-fit was told.
     """
-    from lanas.app import prepare
-    from tests.helpers import compose_config
-
     cfg = compose_config(*parse_variant(spec)[1], *BENCHMARKS[dataset], f"seed={seed}")
-    _, evaluator, searcher, info, eval_rng = prepare(cfg)
+    space, evaluator, searcher, info, eval_rng = prepare(cfg)
     optimum = int(evaluator.optimal_archs()[0])
     refits = 0
-    for n in range(1, info.budget + 1):
-        archs = searcher.ask(1)
+    for record in search(space, evaluator, searcher, eval_rng, info.budget):
         if searcher.num_refits != refits:
             refits = searcher.num_refits
             if refits % every == 1:
-                leaves = np.arange(searcher.num_internal, searcher.num_nodes)
+                tree = searcher.tree
+                leaves = np.array(tree.leaves)
                 leaf = int(searcher.leaf_of[optimum])
-                by_value = np.argsort(-searcher.x_bar[leaves], kind="stable")
+                by_value = np.argsort(-tree.x_bar[leaves], kind="stable")
                 rank = int(np.flatnonzero(leaves[by_value] == leaf)[0])
                 sizes = searcher.leaf_sizes()
-                print(f"refit {refits:3d} at {searcher.num_told:5d} samples: optimum in leaf {leaf - searcher.num_internal:2d} "
-                      f"({sizes[leaf - searcher.num_internal]:5d} free, n={searcher.n[leaf]:3d}, "
-                      f"value={searcher.x_bar[leaf]:.3f}, rank {rank:2d} of {len(leaves)}); leaf sizes {sizes.tolist()}")
-        searcher.tell(archs, evaluator.query(archs, eval_rng))
-        if archs[0] == optimum:
-            print(f"optimum evaluated at sample {n}")
-            return
+                print(f"refit {refits:3d} at {record.sample - 1:5d} samples: optimum in leaf {leaf - tree.num_internal:2d} "
+                      f"({sizes[leaf - tree.num_internal]:5d} free, n={tree.n[leaf]:3d}, "
+                      f"value={tree.x_bar[leaf]:.3f}, rank {rank:2d} of {len(leaves)}); leaf sizes {sizes.tolist()}")
+        if record.optimal:
+            print(f"optimum evaluated at sample {record.sample}")
 
 
 def time_variants(variants: list[str], datasets: list[str], seeds: range, budget: int) -> None:
@@ -171,22 +157,15 @@ def time_variants(variants: list[str], datasets: list[str], seeds: range, budget
     Interleaving puts every variant under the same machine load (this machine is shared), and a
     fixed budget compares the same tree sizes whatever each variant's samples-to-optimum is.
     """
-    from lanas.app import prepare
-    from tests.helpers import compose_config
-
     spent = {v: 0.0 for v in variants}
     for dataset in datasets:
         for seed in seeds:
             for spec in variants:
                 _, overrides = parse_variant(spec)
                 cfg = compose_config(*overrides, *BENCHMARKS[dataset], f"seed={seed}", f"budget={budget}")
-                _, evaluator, searcher, _, eval_rng = prepare(cfg)
-                rewards = evaluator.query(np.arange(len(evaluator._mean())), eval_rng)  # looked up beforehand
-                start = time.perf_counter()
-                for _ in range(budget):
-                    archs = searcher.ask(1)
-                    searcher.tell(archs, rewards[np.asarray(archs)])
-                spent[spec] += time.perf_counter() - start
+                space, evaluator, searcher, _, eval_rng = prepare(cfg)
+                records = search(space, evaluator, searcher, eval_rng, budget, stop_at_optimum=False)
+                spent[spec] += searcher_seconds(records)  # table lookups are not the searcher's time
     runs = len(datasets) * len(seeds)
     base = spent[variants[0]]
     for spec in variants:
@@ -196,23 +175,14 @@ def time_variants(variants: list[str], datasets: list[str], seeds: range, budget
 
 def time_synthetic_pool(runs: int = 2, samples: int = 2000) -> None:
     """LaNAS vs LaNAS+ (each with its preset's defaults) on a NAS-Bench-101-size synthetic pool (423,624 x 36)."""
-    from benchmarks.lanas_loop_speed import SyntheticPoolSpace
-    from lanas.searchers.lanas import LaNAS
-    from lanas.searchers.lanas_plus import LaNASPlus
-
     space = SyntheticPoolSpace()
-    X = space.features().astype(np.float64)
-    rewards = 0.9 + X @ np.random.default_rng(2).normal(scale=0.01, size=space.dim)
-    rewards += np.random.default_rng(1).normal(scale=0.01, size=len(space))
+    evaluator = synthetic_rewards(space)
     spent = {"lanas": 0.0, "lanas_plus": 0.0}
     for seed in range(runs):
-        for name, cls in (("lanas", LaNAS), ("lanas_plus", LaNASPlus)):
-            searcher = cls(space, np.random.default_rng(seed))
-            start = time.perf_counter()
-            for _ in range(samples):
-                archs = searcher.ask(1)
-                searcher.tell(archs, rewards[np.asarray(archs)])
-            spent[name] += time.perf_counter() - start
+        for name in spent:
+            searcher = build_searcher(name, space, np.random.default_rng(seed))
+            records = search(space, evaluator, searcher, np.random.default_rng(seed), samples, stop_at_optimum=False)
+            spent[name] += searcher_seconds(records)
     for name, seconds in spent.items():
         print(f"{name:12s} {1000 * seconds / (runs * samples):.3f} ms/sample ({seconds / spent['lanas']:.2f}x lanas) "
               f"over {runs} runs of {samples} samples, {len(space):,}-cell synthetic pool")

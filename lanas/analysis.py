@@ -1,7 +1,8 @@
 """Run directories -> tidy tables and statistics: the numbers behind reports, notebooks and wandb tables.
 
 A *run* is a directory holding ``summary.json`` (written by the loop) and ``trace.csv`` (one row per
-sample); Hydra adds ``.hydra/overrides.yaml``. Nothing here runs a search or draws a figure.
+sample); Hydra adds ``.hydra/overrides.yaml`` (layout and readers: :mod:`lanas.rundir`). Everything
+here comes from those files: nothing builds a benchmark, runs a search or draws a figure.
 
 Samples to the global optimum are *right-censored*: a run that stopped at its budget without finding
 the optimum only tells us that it needs more than ``num_samples``. Such runs are counted as censored,
@@ -22,16 +23,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 from scipy import stats
 
 from lanas.errors import BenchmarkDataError
+from lanas.rundir import SUMMARY, TRACE, read_overrides, read_summary
 
 # Budgets at which the best reward found so far is reported (issue #3's comparison).
 DEFAULT_BUDGETS = (100, 200, 500, 1000)
-# Override keys that never change a run's result: not parameters of the study.
-NON_PARAMETERS = frozenset({"seed", "logger", "progress", "scale", "n_seeds", "checkpoint_every", "resume",
-                            "resume_ignore", "benchmark.path", "evaluator.checkpoint"})
 # Summary fields that describe what was run (used as parameters when they differ between runs).
 DESCRIPTIVE = ("experiment", "searcher", "search_space", "benchmark", "dataset", "budget")
 
@@ -70,29 +68,6 @@ class Run:
         return self.reached or int(self.summary["num_samples"]) < int(self.summary["budget"])
 
 
-def _parse_override(text: str) -> tuple[str, Any] | None:
-    if "=" not in text:
-        return None
-    key, value = text.split("=", 1)
-    key = key.lstrip("+~")
-    if key.startswith("hydra") or key in NON_PARAMETERS:
-        return None
-    try:
-        parsed = yaml.safe_load(value)
-    except yaml.YAMLError:
-        parsed = value
-    return key, parsed if isinstance(parsed, (int, float, str, bool)) or parsed is None else value
-
-
-def read_overrides(run_dir: Path) -> dict[str, Any]:
-    """The run's command-line and sweep overrides (``.hydra/overrides.yaml``), parameters only."""
-    path = run_dir / ".hydra" / "overrides.yaml"
-    if not path.is_file():
-        return {}
-    items = yaml.safe_load(path.read_text()) or []
-    return dict(kv for kv in (_parse_override(str(item)) for item in items) if kv is not None)
-
-
 def read_best_curve(path: Path) -> np.ndarray:
     """The ``best_reward`` column of a ``trace.csv``."""
     with open(path, newline="") as handle:
@@ -117,13 +92,10 @@ def run_params(summary: dict[str, Any], overrides: dict[str, Any]) -> dict[str, 
 def load_run(run_dir: str | Path) -> Run | None:
     """A run from its directory, or None when it has not finished (no complete summary.json)."""
     run_dir = Path(run_dir)
-    try:
-        summary = json.loads((run_dir / "summary.json").read_text())
-    except (OSError, json.JSONDecodeError):
+    summary = read_summary(run_dir)
+    if summary is None or not summary.get("complete", True) or not (run_dir / TRACE).is_file():
         return None
-    if not summary.get("complete", True) or not (run_dir / "trace.csv").is_file():
-        return None
-    best = read_best_curve(run_dir / "trace.csv")
+    best = read_best_curve(run_dir / TRACE)
     return Run(run_dir, summary, run_params(summary, read_overrides(run_dir)), best)
 
 
@@ -134,7 +106,7 @@ def find_run_dirs(roots: Iterable[str | Path]) -> list[Path]:
         root = Path(root)
         if not root.exists():
             raise FileNotFoundError(f"no such run or sweep directory: {root}")
-        for name in ("summary.json", "trace.csv"):
+        for name in (SUMMARY, TRACE):
             found.update(p.parent for p in root.rglob(name) if "wandb" not in p.parts)
     return sorted(found)
 
@@ -340,23 +312,20 @@ def references(runs: Sequence[Run], pool: dict[tuple[str, str], tuple[int, int]]
 
 
 def pool_sizes(runs: Sequence[Run]) -> dict[tuple[str, str], tuple[int, int]]:
-    """Pool size N and number of optima k per (benchmark, dataset), by rebuilding a run's benchmark from
-    its ``.hydra/config.yaml``; benchmarks that cannot be rebuilt here are left out."""
-    from omegaconf import OmegaConf  # config handling only where a config is read
-
-    from lanas.app import build
-
+    """Pool size N and number of optima k per (benchmark, dataset), as the runs' summaries record them
+    (``pool_size``, ``num_optima``); benchmarks whose size is not known (unbounded spaces, evaluators
+    without a known optimum, runs written before summaries recorded it) are left out."""
     out: dict[tuple[str, str], tuple[int, int]] = {}
     for run in runs:
-        bench = (str(run.summary.get("benchmark")), str(run.summary.get("dataset")))
-        config = run.path / ".hydra" / "config.yaml"
-        if bench in out or not config.is_file():
-            continue
-        try:
-            cfg = OmegaConf.load(config)
-            evaluator = build("benchmark", cfg.benchmark)
-            space = evaluator.candidate_space(build("search_space", cfg.search_space))
-            out[bench] = (len(space), len(evaluator.optimal_archs()))
-        except Exception:  # noqa: BLE001 - a reference line is optional; missing data must not stop a report
-            continue
+        n, k = run.summary.get("pool_size"), run.summary.get("num_optima")
+        if n is not None and k is not None:
+            out.setdefault((str(run.summary.get("benchmark")), str(run.summary.get("dataset"))), (int(n), int(k)))
     return out
+
+
+def without_pool_size(runs: Sequence[Run]) -> list[tuple[str, str]]:
+    """(benchmark, dataset) of runs whose summary predates ``pool_size``, for which no summary records it:
+    random search's reference is left out for them (rerunning one such run records it)."""
+    known = pool_sizes(runs)
+    old = {(str(r.summary.get("benchmark")), str(r.summary.get("dataset"))) for r in runs if "pool_size" not in r.summary}
+    return sorted(old - set(known))

@@ -14,11 +14,13 @@ from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from omegaconf.errors import OmegaConfBaseException
 
-from lanas.benchmarks.base import Evaluator
-from lanas.checkpoint import CHECKPOINT_NAME, IGNORED_KEYS, Checkpointer, config_diff, external_objects
+from lanas.checkpoint import Checkpointer, config_diff, external_objects
 from lanas.errors import ConfigError, LanasError, require_int
-from lanas.logging import RunLogger
-from lanas.loop import RunInfo, SafeLogger, read_summary, run_search, write_json_atomic
+from lanas.evaluators.base import Evaluator
+from lanas.logging import RunLogger, SafeLogger
+from lanas.recorders import RunInfo
+from lanas.rundir import CHECKPOINT, RESULT_NEUTRAL_KEYS, TRACE, read_summary, write_json_atomic
+from lanas.runner import run_search
 from lanas.searchers.base import Searcher
 from lanas.spaces.base import FiniteSearchSpace, SearchSpace
 
@@ -120,7 +122,7 @@ def ignored_keys(config: dict[str, Any]) -> tuple[str, ...]:
     if not isinstance(extra, list) or not all(isinstance(key, str) for key in extra):
         raise ConfigError(f"resume_ignore must be a list of config keys, got {extra!r}")
     # threads: how many CPU threads torch uses changes the speed, not the result.
-    return (*IGNORED_KEYS, "threads", "evaluator.threads", *extra)
+    return (*RESULT_NEUTRAL_KEYS, "threads", "evaluator.threads", *extra)
 
 
 def resume_mode(out_dir: str | Path, config: dict[str, Any], resume_requested: bool = False) -> str:
@@ -134,7 +136,7 @@ def resume_mode(out_dir: str | Path, config: dict[str, Any], resume_requested: b
         raise ConfigError(f"resume={out_dir} does not exist (give the run directory printed by the run)")
     summary = read_summary(out_dir)
     complete = bool(summary and summary.get("complete", True))
-    if (out_dir / CHECKPOINT_NAME).exists():
+    if (out_dir / CHECKPOINT).exists():
         header = Checkpointer(out_dir, 1, config, {}).read_header()
         differences = config_diff(header["config"], config, ignored_keys(config))
         if differences:
@@ -146,8 +148,8 @@ def resume_mode(out_dir: str | Path, config: dict[str, Any], resume_requested: b
     if complete:
         return "complete"  # finished, but no checkpoint to compare the config with
     stopped_before_start = summary is not None and summary.get("num_samples") == 0
-    if resume_requested and not (out_dir / "trace.csv").exists() and not stopped_before_start:
-        raise ConfigError(f"resume={out_dir} has no {CHECKPOINT_NAME} (nor trace.csv): nothing to resume there")
+    if resume_requested and not (out_dir / TRACE).exists() and not stopped_before_start:
+        raise ConfigError(f"resume={out_dir} has no {CHECKPOINT} (nor {TRACE}): nothing to resume there")
     return "fresh"  # killed before its first checkpoint: redoing it from the start gives the same trace
 
 

@@ -25,13 +25,10 @@ from typing import Any
 import numpy as np
 
 from lanas.errors import LanasError
+from lanas.rundir import CHECKPOINT, RESULT_NEUTRAL_KEYS
 from lanas.spaces.base import FiniteSearchSpace
 
-CHECKPOINT_NAME = "checkpoint.pkl"
 FORMAT = 1
-# Config keys that may change between a run and its resumption: they do not change the trace.
-# More can be listed in the config's ``resume_ignore`` (e.g. a sweep's own bookkeeping keys).
-IGNORED_KEYS: tuple[str, ...] = ("resume", "resume_ignore", "progress", "logger", "checkpoint_every")
 
 
 class CheckpointError(LanasError):
@@ -100,7 +97,8 @@ def flatten(config: Any, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def config_diff(saved: dict[str, Any], current: dict[str, Any], ignore: tuple[str, ...] = IGNORED_KEYS) -> list[str]:
+def config_diff(saved: dict[str, Any], current: dict[str, Any],
+                ignore: tuple[str, ...] = RESULT_NEUTRAL_KEYS) -> list[str]:
     """``key: saved -> current`` for every setting that differs, ignoring keys that may change at resume."""
 
     def kept(key: str) -> bool:
@@ -120,7 +118,7 @@ class Checkpointer:
 
     def __init__(self, out_dir: str | Path, every: int, config: dict[str, Any], externals: dict[str, Any],
                  extra_header: dict[str, Any] | None = None) -> None:
-        self.path = Path(out_dir) / CHECKPOINT_NAME
+        self.path = Path(out_dir) / CHECKPOINT
         self.every = every
         self.config = config
         self.externals = externals

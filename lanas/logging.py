@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from lanas.rundir import METRICS, read_overrides
+
 
 class RunLogger:
     """Does nothing; the base of the real loggers."""
@@ -36,7 +38,7 @@ class CsvLogger(RunLogger):
     """``logger=csv``: metrics against the number of samples in ``metrics.csv``."""
 
     def start(self, config, out_dir, name, group=None, tags=None, resume_step=0) -> None:
-        path = Path(out_dir) / "metrics.csv"
+        path = Path(out_dir) / METRICS
         self._writer: csv.DictWriter | None = None
         kept: list[dict[str, str]] = []
         if resume_step > 0 and path.exists():
@@ -109,8 +111,6 @@ class WandbLogger(RunLogger):
         """wandb group, job type and tags of a run: grouped by experiment (``experiment_name`` of a preset)
         and searcher, tagged with the values this run's sweep set (from ``<run dir>/.hydra/overrides.yaml``),
         so the wandb UI can filter and group a study the way the report does."""
-        from lanas.analysis import read_overrides  # the report's notion of a swept parameter
-
         experiment = config.get("experiment_name")
         searcher = (config.get("searcher") or {}).get("name")
         labels = list(tags or [])
@@ -159,3 +159,32 @@ class WandbLogger(RunLogger):
             self._run.finish()
         except Exception as err:  # noqa: BLE001
             self._fail("finish", err)
+
+
+class SafeLogger(RunLogger):
+    """Any tracker behind a guard: its first failure is reported once, then it is switched off.
+
+    Local files are written before the tracker is called, so a tracker can never lose results.
+    """
+
+    def __init__(self, inner: RunLogger) -> None:
+        self.inner: RunLogger | None = inner
+
+    def _call(self, method: str, *args: Any, **kwargs: Any) -> None:
+        if self.inner is None:
+            return
+        try:
+            getattr(self.inner, method)(*args, **kwargs)
+        except Exception as err:  # noqa: BLE001 - a tracker must never stop the search
+            print(f"warning: logger {type(self.inner).__name__}.{method} failed ({type(err).__name__}: {err}); "
+                  "continuing without it, local results are unaffected", file=sys.stderr)
+            self.inner = None
+
+    def start(self, *args: Any, **kwargs: Any) -> None:
+        self._call("start", *args, **kwargs)
+
+    def log(self, step: int, metrics: dict[str, float]) -> None:
+        self._call("log", step, metrics)
+
+    def finish(self, summary: dict[str, Any]) -> None:
+        self._call("finish", summary)

@@ -1,15 +1,7 @@
-"""Shared test utilities: compose the project's Hydra config the way run.py does."""
+"""Shared test utilities. Composing the config lives in the package (scripts use it too)."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from lanas.config import CONF_DIR, compose_config
 
-from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig
-
-CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
-
-
-def compose_config(*overrides: str) -> DictConfig:
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        return compose(config_name="config", overrides=["logger=none", "progress=false", *overrides])
+__all__ = ["CONF_DIR", "compose_config"]

@@ -140,3 +140,17 @@ def test_references_name_the_paper_figures_for_nasbench101(tmp_path):
     subset = analysis.references([run], {("nasbench101", "cifar10"): (20_001, 1)})
     assert not subset[0]["comparable"] and "not comparable" in subset[0]["source"]
     assert subset[1]["mean"] == 10_001.0 and subset[1]["comparable"]
+
+
+def test_pool_sizes_come_from_summaries_and_old_runs_are_named(tmp_path):
+    new = analysis.load_run(fake_run(tmp_path, "new", [0.5, OPT], reached_at=2))
+    new.summary.update(pool_size=15_625, num_optima=1)
+    unbounded = analysis.load_run(fake_run(tmp_path, "unbounded", [0.5], seed=1))
+    unbounded.summary.update(benchmark="supernet", pool_size=None, num_optima=None)
+    old = analysis.load_run(fake_run(tmp_path, "old", [0.5], seed=2))
+    old.summary.update(benchmark="older")
+    assert analysis.pool_sizes([new, unbounded, old]) == {("toy", "d"): (15_625, 1)}
+    # Only runs written before summaries recorded pool_size are named; an unbounded space is not "missing".
+    assert analysis.without_pool_size([new, unbounded, old]) == [("older", "d")]
+    refs = analysis.references([new], analysis.pool_sizes([new]))
+    assert [(r["searcher"], r["mean"]) for r in refs] == [("random", 7813.0)]

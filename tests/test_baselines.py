@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import pickle
 from collections import Counter
 
 import numpy as np
@@ -140,25 +139,12 @@ def nb201() -> NASBench201Space:
 
 # ---------------------------------------------------------------------------------------- all searchers
 @pytest.mark.parametrize("kind", SEARCHERS)
-@pytest.mark.parametrize("space_cls", [Grid, Unbounded])
-def test_every_architecture_exactly_once(kind, space_cls):
-    space = space_cls((3, 4))
+def test_every_architecture_exactly_once_where_none_can_be_enumerated(kind):
+    """The finite case, and the contract shared by every searcher, is tests/test_searcher_contract.py."""
+    space = Unbounded((3, 4))
     proposed = drain(make(kind, space), lambda a: float(np.sum(space.encode([a]))))
     assert len(proposed) == 12
     assert len({space.to_string(a) for a in proposed}) == 12
-
-
-@pytest.mark.parametrize("kind", SEARCHERS)
-def test_same_seed_same_proposals_and_pickling_resumes_exactly(kind, nb201):
-    w = np.random.default_rng(5).normal(size=nb201.dim)
-    reward = lambda a: float(nb201.encode([a])[0] @ w)  # noqa: E731 (local to the test)
-    a, b = make(kind, nb201, seed=3), make(kind, nb201, seed=3)
-    first = drain(a, reward, 40)
-    assert drain(b, reward, 40) == first
-    assert len(set(first)) == 40
-    assert drain(make(kind, nb201, seed=4), reward, 40) != first
-    clone = pickle.loads(pickle.dumps(a))
-    assert drain(clone, reward, 30) == drain(a, reward, 30)
 
 
 @pytest.mark.parametrize(

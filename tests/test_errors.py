@@ -24,11 +24,12 @@ from omegaconf.errors import OmegaConfBaseException
 import lanas.benchmarks.nasbench201 as nb201
 import lanas.checkpoint as checkpoint_module
 from lanas.app import one_line_error, run
-from lanas.checkpoint import CHECKPOINT_NAME, CheckpointError, Checkpointer
+from lanas.checkpoint import CheckpointError, Checkpointer
+from lanas.rundir import CHECKPOINT
 from lanas.errors import BenchmarkDataError, ConfigError, InvalidArchitectureError, LanasError
 from lanas.logging import RunLogger
 from lanas.spaces.nasbench201 import NASBench201Space
-from tests.helpers import compose_config
+from lanas.config import compose_config
 
 ROOT = Path(__file__).resolve().parents[1]
 SEARCHERS = sorted(path.stem for path in (ROOT / "conf" / "searcher").glob("*.yaml"))
@@ -57,6 +58,7 @@ BAD_HYPERPARAMETERS: dict[str, list[tuple[str, str]]] = {
         ("searcher.local_radius=-1", "searcher.local_radius must be >= 0"),
         ("searcher.local_top=0", "searcher.local_top must be >= 1"),
         ("searcher.size_bonus=-0.5", "searcher.size_bonus must be >= 0"),
+        ("searcher.Cp=-1", "searcher.Cp must be >= 0"),
     ],
     "evolution": [
         ("searcher.population_size=0", "searcher.population_size must be >= 1"),
@@ -67,13 +69,6 @@ BAD_HYPERPARAMETERS: dict[str, list[tuple[str, str]]] = {
         ("searcher.Cp=-1", "searcher.Cp must be >= 0"),
         ("searcher.init_samples=0", "searcher.init_samples must be >= 1"),
         ("searcher.max_completion_tries=0", "searcher.max_completion_tries must be >= 1"),
-    ],
-    "lanas_plus": [
-        ("searcher.local_prob=1.5", "searcher.local_prob must be <= 1.0, got 1.5"),
-        ("searcher.local_top=0", "searcher.local_top must be >= 1"),
-        ("searcher.size_bonus=-1", "searcher.size_bonus must be >= 0"),
-        ("searcher.reward_transform=log", "searcher.reward_transform='log' is unknown"),
-        ("searcher.Cp=-1", "searcher.Cp must be >= 0"),
     ],
     # Random search has no knobs: any key is refused by name.
     "random": [
@@ -284,7 +279,7 @@ def test_corrupt_checkpoint_and_cut_trace_are_reported(tmp_path):
     with pytest.raises(LanasError) as info:
         run(cfg, tmp_path)
     assert_one_line(str(info.value), "trace.csv", "the checkpoint recorded")
-    (tmp_path / CHECKPOINT_NAME).write_bytes(b"garbage")
+    (tmp_path / CHECKPOINT).write_bytes(b"garbage")
     with pytest.raises(CheckpointError) as info:
         run(cfg, tmp_path)
     assert_one_line(str(info.value), "is unreadable", "delete it")

@@ -15,7 +15,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 from experiments import report
-from tests.helpers import CONF_DIR
+from lanas.config import CONF_DIR
 from tests.test_run import run_py
 
 CONF = Path(CONF_DIR)

@@ -36,11 +36,8 @@ def run(searcher: LaNAS, reward, budget: int) -> list[int]:
         leaves.append(searcher._leaf_of_arch[arch])
         # Proposals from the tree must satisfy every constraint on the way to their leaf.
         if leaves[-1] >= 0:
-            node, path = leaves[-1], [leaves[-1]]
-            while node:
-                node = (node - 1) // 2
-                path.insert(0, node)
-            assert searcher._violation(searcher.space.encode([arch]), path)[0] == 0
+            path = searcher.tree.path_to(leaves[-1])
+            assert searcher.tree.violation(searcher.space.encode([arch]), path)[0] == 0
         searcher.tell([arch], reward([arch]))
     return leaves
 
@@ -51,7 +48,7 @@ def test_proposals_are_new_inside_their_leaf_and_acceptance_is_logged():
                      candidate_batch=200)
     leaves = run(searcher, linear_reward(space), 120)
     assert len({space.arch_id(a) for a in searcher.archs}) == 120
-    assert sum(leaf >= searcher.num_internal for leaf in leaves) >= 80
+    assert sum(leaf >= searcher.tree.num_internal for leaf in leaves) >= 80
     stats = searcher.stats()
     assert 0 < stats["acceptance_rate"] <= 1
     assert stats["candidates_drawn"] > 0
@@ -79,10 +76,11 @@ def test_rare_acceptance_falls_back_to_mutations_inside_the_region():
     assert stats["acceptance_rate"] < 0.5
 
 
-def test_empty_regions_fall_back_to_the_deepest_ancestor_region():
+def test_empty_regions_are_not_selected_and_fall_back_to_the_deepest_ancestor_region():
     space = NASNetSpace()
     # Height 8 on 40 samples: nodes fitted on one sample send everything to their good child, so
-    # the bad child's region is empty; the fallback must still follow the path as far as it can.
+    # the bad child's region is empty. Selection skips regions no probe reached; a proposal asked
+    # for such a region anyway must still follow the path as far as it can.
     searcher = LaNAS(space, np.random.default_rng(4), tree_height=8, init_samples=40, refit_every=40,
                      candidate_batch=50, max_tries=2, mutation_tries=2)
     reward = linear_reward(space, seed=4)
@@ -90,15 +88,18 @@ def test_empty_regions_fall_back_to_the_deepest_ancestor_region():
         archs = searcher.ask(1)
         searcher.tell(archs, reward(archs))
     searcher.refit()
-    before = searcher.num_fallbacks
-    for _ in range(20):
-        path = searcher.select()
-        arch, leaf = searcher._sample_in_region(path)
-        assert space.arch_id(arch) not in searcher._seen
-        searcher._seen.add(space.arch_id(arch))
-    assert searcher.num_fallbacks > before
-    # The routed leaf of a fallback shares at least the root's first decision with the path when possible.
-    assert leaf >= searcher.num_internal
+    tree, proposal = searcher.tree, searcher.proposal
+    empty = [leaf for leaf in tree.leaves if proposal.probe_hits[leaf - tree.num_internal] == 0]
+    assert empty, "height 8 on 40 samples leaves some regions empty"
+    assert all(searcher.select()[-1] not in empty for _ in range(50))
+    before = proposal.num_fallbacks
+    for leaf in empty[:10]:
+        path = tree.path_to(leaf)
+        arch, routed = proposal.propose(tree, path, space, searcher.rng, searcher.taken, searcher.archs,
+                                        searcher.rewards)
+        assert arch not in searcher.taken and routed == tree.route(space.encode([arch]))[0]
+        searcher.taken.take([arch])
+    assert proposal.num_fallbacks > before
 
 
 def test_rejection_only_proposes_random_fallbacks_counted():
@@ -119,3 +120,11 @@ def test_bad_parameters_name_the_key():
         LaNAS(NASNetSpace(), np.random.default_rng(0), proposal="hit-and-run")
     with pytest.raises(ConfigError, match="searcher.max_tries"):
         LaNAS(NASNetSpace(), np.random.default_rng(0), max_tries=0)
+
+
+def test_shared_depth_counts_the_levels_a_leaf_shares_with_a_path():
+    from lanas.searchers.tree import PartitionTree
+
+    tree = PartitionTree(height=4)  # leaves 7..14
+    path = tree.path_to(7)  # [0, 1, 3, 7]
+    assert tree.shared_depth(np.array([7, 8, 9, 11, 14]), path).tolist() == [3, 2, 1, 0, 0]

@@ -30,7 +30,7 @@ from lanas.nasbench101.metrics import ModelMetrics
 from lanas.nasbench101.spec import OPS, canonical_cell, hash_module, labels_of, prune, spec_hash
 from lanas.nasbench101.tfrecord import crc32c, crc32c_rows, read_records, write_records
 from lanas.spaces.nasbench101 import NASBench101Space
-from tests.helpers import compose_config
+from lanas.config import compose_config
 
 ROOT = Path(__file__).resolve().parents[1]
 NAMES = {-1: "input", -2: "output", 0: OPS[0], 1: OPS[1], 2: OPS[2]}

@@ -81,9 +81,9 @@ def test_every_pool_candidate_lands_in_exactly_one_leaf(height, num_samples, see
 
     # Every candidate's leaf, checked against each leaf's own path of constraints (same arithmetic as routing).
     features = SPACE.features()
-    good = features @ tree.W.T.astype(np.float32) >= (tree.threshold - tree.b).astype(np.float32)
-    satisfied = np.zeros((len(features), tree.num_nodes - tree.num_internal), dtype=bool)
-    for k, leaf in enumerate(range(tree.num_internal, tree.num_nodes)):
+    good = features @ tree.tree.W.T.astype(np.float32) >= (tree.tree.threshold - tree.tree.b).astype(np.float32)
+    satisfied = np.zeros((len(features), tree.tree.num_nodes - tree.tree.num_internal), dtype=bool)
+    for k, leaf in enumerate(range(tree.tree.num_internal, tree.tree.num_nodes)):
         ok = np.ones(len(features), dtype=bool)
         child = leaf
         while child > 0:
@@ -92,17 +92,17 @@ def test_every_pool_candidate_lands_in_exactly_one_leaf(height, num_samples, see
             child = parent
         satisfied[:, k] = ok
     assert np.all(satisfied.sum(axis=1) == 1)
-    assert np.array_equal(tree.leaf_of, tree.num_internal + satisfied.argmax(axis=1))
+    assert np.array_equal(tree.leaf_of, tree.tree.num_internal + satisfied.argmax(axis=1))
 
     # The in-leaf index holds each unevaluated candidate exactly once, in its own leaf's segment.
-    free = np.flatnonzero(~tree._pool.taken)
-    assert np.array_equal(np.sort(tree._members), free)
-    for k in range(tree.num_nodes - tree.num_internal):
-        segment = tree._members[tree._seg_start[k] : tree._seg_start[k] + tree._seg_live[k]]
-        assert np.all(tree.leaf_of[segment] == tree.num_internal + k)
+    free = np.flatnonzero(~tree.taken.mask.taken)
+    assert np.array_equal(np.sort(tree.proposal.members), free)
+    for k in range(tree.tree.num_nodes - tree.tree.num_internal):
+        segment = tree.proposal.members[tree.proposal.seg_start[k] : tree.proposal.seg_start[k] + tree.proposal.seg_live[k]]
+        assert np.all(tree.leaf_of[segment] == tree.tree.num_internal + k)
     assert tree.leaf_sizes().sum() == len(SPACE) - num_samples
 
     # Training samples are split too: each internal node's count is the sum of its children's.
-    internal = np.arange(tree.num_internal)
-    assert tree.n[0] == num_samples
-    assert np.array_equal(tree.n[internal], tree.n[2 * internal + 1] + tree.n[2 * internal + 2])
+    internal = np.arange(tree.tree.num_internal)
+    assert tree.tree.n[0] == num_samples
+    assert np.array_equal(tree.tree.n[internal], tree.tree.n[2 * internal + 1] + tree.tree.n[2 * internal + 2])

@@ -59,7 +59,7 @@ def entry_point(words: list[str]) -> tuple[str, list[str]] | None:
     if len(words) >= 2 and words[0] in ("python", "python3"):
         if words[1] == "run.py":
             return "run.py", words[2:]
-        if words[1] == "-m" and len(words) >= 3 and words[2].split(".")[0] in ("lanas", "benchmarks", "experiments"):
+        if words[1] == "-m" and len(words) >= 3 and words[2].split(".")[0] in ("lanas", "benchmarks", "perf", "experiments"):
             return words[2], words[3:]
     return None
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 
 import matplotlib.image as mpimg
 import numpy as np
@@ -84,3 +85,16 @@ def test_searchers_side_by_side_and_missing_directory(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert report.main([str(tmp_path / "empty")]) == 2
     assert capsys.readouterr().err.startswith("error: no finished runs")
+
+
+def test_random_reference_comes_from_the_summaries_and_old_runs_get_a_note(tmp_path):
+    for seed in range(2):
+        fake_run(tmp_path / "old", f"r{seed}", [0.5, OPT], seed=seed, reached_at=2)
+    result = report.make_report([tmp_path / "old"], tmp_path / "out_old", budgets=(1,))
+    assert not [r for r in result["references"] if r["searcher"] == "random"]
+    assert any("toy/d" in note and "no pool_size" in note for note in result["notes"])
+    for path in (tmp_path / "old").glob("*/summary.json"):
+        path.write_text(json.dumps({**json.loads(path.read_text()), "pool_size": 99, "num_optima": 1}))
+    result = report.make_report([tmp_path / "old"], tmp_path / "out_new", budgets=(1,))
+    assert [r["mean"] for r in result["references"] if r["searcher"] == "random"] == [50.0]
+    assert not any("pool_size" in note for note in result["notes"])

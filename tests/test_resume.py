@@ -21,10 +21,10 @@ import pytest
 import lanas.checkpoint as checkpoint_module
 from lanas.app import run
 from lanas.benchmarks.nasbench201 import NASBench201Benchmark
-from lanas.checkpoint import CHECKPOINT_NAME
+from lanas.rundir import CHECKPOINT
 from lanas.errors import ConfigError
-from lanas.loop import RunInterrupted
-from tests.helpers import compose_config
+from lanas.runner import RunInterrupted
+from lanas.config import compose_config
 
 ROOT = Path(__file__).resolve().parents[1]
 SEARCHERS = sorted(path.stem for path in (ROOT / "conf" / "searcher").glob("*.yaml"))
@@ -100,7 +100,7 @@ def test_crash_inside_a_checkpoint_write_keeps_the_previous_one(reference, tmp_p
     count = {"n": 0}
 
     def replace(src, dst):
-        if str(dst).endswith(CHECKPOINT_NAME):
+        if str(dst).endswith(CHECKPOINT):
             count["n"] += 1
             if count["n"] == 3:  # the third checkpoint dies after its temporary file was written
                 raise _Crash

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from lanas.app import run
-from tests.helpers import compose_config
+from lanas.config import compose_config
 
 ROOT = Path(__file__).resolve().parents[1]
 SUMMARY_KEYS = {

@@ -14,7 +14,7 @@ from lanas.evaluators.train import TrainEvaluator
 from lanas.spaces.nasnet import NASNetSpace
 from lanas.training.final import train_final
 from lanas.training.network import NASNetNetwork
-from tests.helpers import compose_config
+from lanas.config import compose_config
 
 TINY_DATA = {"fake_images": 200, "image_size": 8, "batch_size": 32, "val_size": 40, "num_workers": 0,
              "download": False}
@@ -78,7 +78,7 @@ def test_final_training_smoke(tmp_path):
 
 
 def test_speed_benchmark_measures_a_positive_rate():
-    from benchmarks.supernet_speed import throughput
+    from perf.supernet_speed import throughput
 
     rate = throughput(torch.device("cpu"), channels=4, layers=3, batch=4, steps=1, warmup=0,
                       channels_last=True, amp_dtype=torch.bfloat16)

@@ -1,4 +1,4 @@
-from lanas.benchmarks.base import Evaluator, TabularBenchmark
+from lanas.benchmarks.base import TabularBenchmark
 from lanas.benchmarks.nasbench201 import NASBench201Benchmark
 
-__all__ = ["Evaluator", "NASBench201Benchmark", "TabularBenchmark"]
+__all__ = ["NASBench201Benchmark", "TabularBenchmark"]

@@ -1,42 +1,13 @@
-"""What the loop asks of anything that scores architectures."""
+"""Tabular benchmarks: every architecture's reward looked up in a table (the Evaluator is in lanas.evaluators)."""
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 
-from lanas.spaces.base import Arch, SearchSpace
-
-
-class Evaluator(ABC):
-    """Scores architectures; higher is better. Rewards are fractions in [0, 1] for accuracies."""
-
-    name: str = "evaluator"
-    dataset: str = ""
-
-    @abstractmethod
-    def query(self, archs: Sequence[Arch], rng: np.random.Generator) -> np.ndarray:
-        """Rewards of ``archs``; ``rng`` drives any evaluation noise."""
-
-    def candidate_space(self, space: SearchSpace) -> SearchSpace:
-        """The space searchers should draw from (a benchmark covering part of a space narrows it)."""
-        return space
-
-    @property
-    def global_optimum(self) -> float | None:
-        """Best reward attainable, where known."""
-        return None
-
-    def is_optimal(self, archs: Sequence[Arch]) -> np.ndarray:
-        """Whether each architecture is a global optimum (all false when unknown)."""
-        return np.zeros(len(archs), dtype=bool)
-
-    def stats(self) -> dict[str, Any]:
-        """Evaluator-specific figures for the summary (e.g. seconds per evaluation)."""
-        return {}
+from lanas.evaluators.base import Evaluator
+from lanas.spaces.base import Arch
 
 
 class TabularBenchmark(Evaluator):

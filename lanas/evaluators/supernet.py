@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from lanas.benchmarks.base import Evaluator
+from lanas.evaluators.base import Evaluator
 from lanas.errors import ConfigError, require_int
 from lanas.spaces.base import SearchSpace
 from lanas.spaces.nasnet import NASNetSpace

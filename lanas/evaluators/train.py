@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from lanas.benchmarks.base import Evaluator
+from lanas.evaluators.base import Evaluator
 from lanas.errors import ConfigError, require_choice
 from lanas.spaces.base import SearchSpace
 from lanas.spaces.nasnet import NASNetSpace

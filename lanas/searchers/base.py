@@ -11,6 +11,7 @@ import numpy as np
 from threadpoolctl import ThreadpoolController
 
 from lanas.errors import ConfigError
+from lanas.searchers.taken import TakenSet
 from lanas.spaces.base import Arch, FiniteSearchSpace, SearchSpace
 
 
@@ -23,7 +24,7 @@ def one_blas_thread(method: _Method) -> _Method:
 
     A searcher's matrices are small or tall-and-thin (a pool times a few dozen features): extra BLAS
     threads only add synchronisation, and on a busy machine oversubscribe it. Measured with
-    ``benchmarks.lanas_loop_speed --quick`` on 2 cores: 423,624-pool search 7.3 s -> 3.2 s, NB201
+    ``perf.lanas_loop_speed --quick`` on 2 cores: 423,624-pool search 7.3 s -> 3.2 s, NB201
     5.5 -> 0.44 ms/sample. Entering the limit costs about 10 microseconds.
     """
 
@@ -42,7 +43,9 @@ class Searcher(ABC):
     """Decides what to evaluate next. It never evaluates anything itself.
 
     Constructors only validate their parameters (no work in ``__init__``); all randomness comes
-    from the ``rng`` handed in, so the same seed gives the same sequence of proposals.
+    from the ``rng`` handed in, so the same seed gives the same sequence of proposals. Every
+    architecture proposed or told goes into :attr:`taken`, which searchers consult so that no
+    sample is ever spent twice on the same architecture.
     """
 
     name: str = "searcher"
@@ -52,6 +55,14 @@ class Searcher(ABC):
         self.rng = rng
         self.archs: list[Arch] = []
         self.rewards: list[float] = []
+        self._taken: TakenSet | None = None
+
+    @property
+    def taken(self) -> TakenSet:
+        """Architectures evaluated or proposed so far (built on first use: a pool mask can be large)."""
+        if self._taken is None:
+            self._taken = TakenSet(self.space)
+        return self._taken
 
     @abstractmethod
     def ask(self, n: int = 1) -> list[Arch]:
@@ -63,6 +74,7 @@ class Searcher(ABC):
             raise ValueError(f"tell got {len(archs)} architectures but {len(rewards)} rewards")
         self.archs.extend(archs)
         self.rewards.extend(float(r) for r in rewards)
+        self.taken.take(archs)
 
     @property
     def num_told(self) -> int:
@@ -83,28 +95,3 @@ class Searcher(ABC):
                 f"search_space={self.space.name} cannot"
             )
         return self.space
-
-
-class PoolMask:
-    """Which pool positions are taken (evaluated or proposed), with uniform draws among the rest."""
-
-    def __init__(self, size: int) -> None:
-        self.taken = np.zeros(size, dtype=bool)
-        self.num_taken = 0
-
-    def take(self, idx: Sequence[int] | np.ndarray) -> None:
-        idx = np.asarray(idx, dtype=np.int64)
-        self.num_taken += int(np.count_nonzero(~self.taken[idx]))
-        self.taken[idx] = True
-
-    def draw(self, rng: np.random.Generator, within: np.ndarray | None = None) -> int | None:
-        """A uniform free position (inside the boolean mask ``within`` if given), or None."""
-        free = ~self.taken if within is None else within & ~self.taken
-        candidates = np.flatnonzero(free)
-        if len(candidates) == 0:
-            return None
-        return int(candidates[rng.integers(len(candidates))])
-
-    @property
-    def exhausted(self) -> bool:
-        return self.num_taken >= len(self.taken)

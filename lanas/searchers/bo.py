@@ -32,7 +32,6 @@ from sklearn.gaussian_process.kernels import RBF, ConstantKernel, Kernel, Matern
 
 from lanas.errors import require_choice, require_float, require_int
 from lanas.searchers.base import Searcher
-from lanas.searchers.taken import TakenSet
 from lanas.spaces.base import Arch, FiniteSearchSpace, SearchSpace
 
 ACQUISITIONS = ("ei", "ucb")
@@ -87,7 +86,6 @@ class GPBayesOpt(Searcher):
         self.max_train = require_int("searcher.max_train", max_train, 2)
         self.candidates = require_int("searcher.candidates", candidates, 0)
         self.mutation_candidates = require_int("searcher.mutation_candidates", mutation_candidates, 0)
-        self._taken = TakenSet(space)
         self._ranking: list[Arch] = []  # candidates of the last refit, best acquisition first
         self._fitted_at = -1
         self.num_refits = 0
@@ -107,18 +105,15 @@ class GPBayesOpt(Searcher):
                     self.refit()
                 while self._ranking and arch is None:
                     candidate = self._ranking.pop()
-                    arch = None if candidate in self._taken else candidate
+                    arch = None if candidate in self.taken else candidate
             if arch is None:
-                arch = self._taken.draw(self.rng)
+                arch = self.taken.draw(self.rng)
             if arch is None:
                 break
-            self._taken.take([arch])
+            self.taken.take([arch])
             proposals.append(arch)
         return proposals
 
-    def tell(self, archs: Sequence[Arch], rewards: Sequence[float]) -> None:
-        super().tell(archs, rewards)
-        self._taken.take(archs)
 
     # ------------------------------------------------------------------ model
     def make_kernel(self, dim: int) -> Kernel:
@@ -171,7 +166,7 @@ class GPBayesOpt(Searcher):
     def candidate_set(self) -> list[Arch]:
         """Unevaluated architectures the acquisition is maximised over (distinct)."""
         if isinstance(self.space, FiniteSearchSpace):
-            free = np.flatnonzero(~self._taken.mask.taken)
+            free = np.flatnonzero(~self.taken.mask.taken)
             if self.candidates and len(free) > self.candidates:
                 free = self.rng.choice(free, size=self.candidates, replace=False)
             pool = [int(a) for a in free]
@@ -184,10 +179,10 @@ class GPBayesOpt(Searcher):
             pool.append(self.space.mutate(self.archs[int(best[i % len(best)])], self.rng))
         if isinstance(self.space, FiniteSearchSpace):
             pool = np.unique(np.asarray(pool, dtype=np.int64))  # sorted: same seed, same order
-            return [int(a) for a in pool[~self._taken.mask.taken[pool]]]
+            return [int(a) for a in pool[~self.taken.mask.taken[pool]]]
         unique: dict[str, Arch] = {}
         for arch in pool:
-            if arch not in self._taken:
+            if arch not in self.taken:
                 unique.setdefault(self.space.arch_id(arch), arch)
         return list(unique.values())
 

@@ -21,7 +21,6 @@ import numpy as np
 
 from lanas.errors import require_int
 from lanas.searchers.base import Searcher
-from lanas.searchers.taken import TakenSet
 from lanas.spaces.base import Arch, SearchSpace
 
 
@@ -44,7 +43,6 @@ class RegularizedEvolution(Searcher):
         self.max_mutation_tries = require_int("searcher.max_mutation_tries", max_mutation_tries, 0)
         # (arch, reward) in order of arrival; the left end is the oldest member.
         self.population: deque[tuple[Arch, float]] = deque()
-        self._taken = TakenSet(space)
         self.num_duplicates = 0  # mutated children that had been evaluated or proposed already
         self.num_random_fallbacks = 0  # times every mutation try was a duplicate
 
@@ -52,18 +50,17 @@ class RegularizedEvolution(Searcher):
         proposals = []
         for _ in range(n):
             if self.num_told < self.population_size:
-                arch = self._taken.draw(self.rng)
+                arch = self.taken.draw(self.rng)
             else:
                 arch = self._child(self.tournament())
             if arch is None:
                 break  # nothing left to evaluate
-            self._taken.take([arch])
+            self.taken.take([arch])
             proposals.append(arch)
         return proposals
 
     def tell(self, archs: Sequence[Arch], rewards: Sequence[float]) -> None:
         super().tell(archs, rewards)
-        self._taken.take(archs)
         for arch, reward in zip(archs, rewards):
             self.population.append((arch, float(reward)))
             if len(self.population) > self.population_size:
@@ -78,11 +75,11 @@ class RegularizedEvolution(Searcher):
     def _child(self, parent: Arch) -> Arch | None:
         for _ in range(self.max_mutation_tries):
             child = self.space.mutate(parent, self.rng)
-            if child not in self._taken:
+            if child not in self.taken:
                 return child
             self.num_duplicates += 1
         self.num_random_fallbacks += 1
-        return self._taken.draw(self.rng)
+        return self.taken.draw(self.rng)
 
     def stats(self) -> dict[str, Any]:
         return {"duplicates": self.num_duplicates, "random_fallbacks": self.num_random_fallbacks}

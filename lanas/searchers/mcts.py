@@ -21,7 +21,6 @@ prefix is marked exhausted.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,7 +28,7 @@ import numpy as np
 
 from lanas.errors import ConfigError, require_float, require_int
 from lanas.searchers.base import Searcher
-from lanas.searchers.taken import TakenSet
+from lanas.searchers.tree import argmax_random_tie, ucb
 from lanas.spaces.base import Arch, FiniteSearchSpace, SearchSpace
 
 Prefix = tuple[int, ...]
@@ -63,7 +62,6 @@ class FixedActionMCTS(Searcher):
         self._span = np.cumprod([1, *self.choices[::-1]])[::-1].astype(np.int64)
         self.n: dict[Prefix, int] = {}
         self.total: dict[Prefix, float] = {}
-        self._taken = TakenSet(space)
         self._sorted: np.ndarray | None = None  # finite: pool positions in decision order
         self._exhausted: set[Prefix] = set()  # infinite: prefixes where completion failed
         self._free_count: dict[Prefix, int] = {}  # finite: unevaluated archs below a prefix (lazy)
@@ -111,15 +109,10 @@ class FixedActionMCTS(Searcher):
         return self.total[prefix] / self.n[prefix]
 
     def uct(self, parent: Prefix, children: list[Prefix]) -> np.ndarray:
-        """UCT scores of ``children`` (inf for unvisited ones), LaNAS's formula."""
-        # Plain floats: a handful of children per step, where numpy's per-call overhead dominates.
-        log_parent = math.log(max(self.n.get(parent, 0), 1))
-        scores = []
-        for child in children:
-            n = self.n.get(child, 0)
-            scores.append(math.inf if n == 0 else
-                          self.total[child] / n + 2 * self.Cp * math.sqrt(2 * log_parent / n))
-        return np.array(scores)
+        """UCT scores of ``children`` (inf for unvisited ones): LaNAS's rule, :func:`~lanas.searchers.tree.ucb`."""
+        n = np.array([self.n.get(child, 0) for child in children])
+        x_bar = np.array([self.total[child] / self.n[child] if self.n.get(child) else 0.0 for child in children])
+        return ucb(x_bar, n, self.n.get(parent, 0), self.Cp)
 
     def select(self) -> list[Prefix] | None:
         """Path from the root to the first unvisited node (or a full architecture), by UCT.
@@ -136,9 +129,7 @@ class FixedActionMCTS(Searcher):
             kids = [kid for kid in kids if self._has_free(kid)]
             if not kids:
                 break  # only on spaces that cannot be enumerated: completion below ``node`` decides
-            scores = self.uct(node, kids)
-            best = np.flatnonzero(scores == scores.max())
-            node = kids[int(best[self.rng.integers(len(best))]) if len(best) > 1 else int(best[0])]
+            node = kids[argmax_random_tie(self.uct(node, kids), self.rng)]
             path.append(node)
         return path
 
@@ -154,7 +145,7 @@ class FixedActionMCTS(Searcher):
         self._rank = np.empty_like(order)
         self._rank[order] = np.arange(len(order))
         self._free = np.ones(len(order), dtype=bool)  # in decision order
-        self._free[self._rank[np.flatnonzero(self._taken.mask.taken)]] = False
+        self._free[self._rank[np.flatnonzero(self.taken.mask.taken)]] = False
 
     def _slice(self, prefix: Prefix) -> slice:
         k = len(prefix)
@@ -182,13 +173,13 @@ class FixedActionMCTS(Searcher):
         for _ in range(self.max_completion_tries):
             rest = [int(self.rng.integers(c)) for c in self.choices[k:]]
             arch = self.space.from_decisions(np.array([[*prefix, *rest]]))[0]
-            if arch not in self._taken:
+            if arch not in self.taken:
                 return arch
         self._exhausted.add(prefix)
         return None
 
     def _take(self, arch: Arch) -> None:
-        self._taken.take([arch])
+        self.taken.take([arch])
         if self._sorted is not None and self._free[self._rank[int(arch)]]:
             self._free[self._rank[int(arch)]] = False
             row = tuple(int(c) for c in self.space.to_decisions([arch])[0])

@@ -7,13 +7,11 @@ are sampled and rejected when already taken.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from lanas.searchers.base import Searcher
-from lanas.searchers.taken import TakenSet
 from lanas.spaces.base import Arch, FiniteSearchSpace, SearchSpace
 
 
@@ -24,7 +22,6 @@ class RandomSearch(Searcher):
 
     def __init__(self, space: SearchSpace, rng: np.random.Generator) -> None:
         super().__init__(space, rng)
-        self._taken = TakenSet(space)
         self._order: np.ndarray | None = None  # permutation of the pool (finite spaces)
         self._next = 0
 
@@ -34,26 +31,23 @@ class RandomSearch(Searcher):
             arch = self._draw()
             if arch is None:
                 break
-            self._taken.take([arch])
+            self.taken.take([arch])
             proposals.append(arch)
         return proposals
 
     def _draw(self) -> Arch | None:
         if not isinstance(self.space, FiniteSearchSpace):
-            return self._taken.draw(self.rng)
+            return self.taken.draw(self.rng)
         if self._order is None:
             self._order = self.rng.permutation(len(self.space))
         # Skip positions taken by other means (e.g. told on resume without being asked).
         while self._next < len(self._order):
             arch = int(self._order[self._next])
             self._next += 1
-            if arch not in self._taken:
+            if arch not in self.taken:
                 return arch
         return None
 
-    def tell(self, archs: Sequence[Arch], rewards: Sequence[float]) -> None:
-        super().tell(archs, rewards)
-        self._taken.take(archs)
 
     def stats(self) -> dict[str, Any]:
-        return {"taken": len(self._taken)}
+        return {"taken": len(self.taken)}

@@ -1,18 +1,42 @@
 """Which architectures a searcher has already spent (evaluated or proposed), on any space.
 
-Finite spaces keep a boolean mask over the pool (:class:`~lanas.searchers.base.PoolMask`); other
-spaces keep a set of :meth:`~lanas.spaces.base.SearchSpace.arch_id` strings. Searchers use it so
-that no sample is ever spent twice on the same architecture.
+Every searcher holds one :class:`TakenSet` (``Searcher.taken``): "never propose twice" lives here.
+Finite spaces keep a boolean mask over the pool (:class:`PoolMask`); other spaces keep a set of
+:meth:`~lanas.spaces.base.SearchSpace.arch_id` strings.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from lanas.searchers.base import PoolMask
 from lanas.spaces.base import Arch, FiniteSearchSpace, SearchSpace
+
+
+class PoolMask:
+    """Which pool positions are taken (evaluated or proposed), with uniform draws among the rest."""
+
+    def __init__(self, size: int) -> None:
+        self.taken = np.zeros(size, dtype=bool)
+        self.num_taken = 0
+
+    def take(self, idx: Sequence[int] | np.ndarray) -> None:
+        idx = np.asarray(idx, dtype=np.int64)
+        self.num_taken += int(np.count_nonzero(~self.taken[idx]))
+        self.taken[idx] = True
+
+    def draw(self, rng: np.random.Generator, within: np.ndarray | None = None) -> int | None:
+        """A uniform free position (inside the boolean mask ``within`` if given), or None."""
+        free = ~self.taken if within is None else within & ~self.taken
+        candidates = np.flatnonzero(free)
+        if len(candidates) == 0:
+            return None
+        return int(candidates[rng.integers(len(candidates))])
+
+    @property
+    def exhausted(self) -> bool:
+        return self.num_taken >= len(self.taken)
 
 
 class TakenSet:

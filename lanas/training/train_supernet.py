@@ -15,9 +15,10 @@ from lanas.cli import install_stop_handlers, interrupted_exit, quiet_third_party
 
 if __name__ == "__main__":
     install_stop_handlers()  # before the heavy imports below: Ctrl-C at any moment gives one line
-    quiet_third_party()
 
 try:
+    if __name__ == "__main__":
+        quiet_third_party()  # inside the try: a stop may land here already
     import hydra
     import lightning as L
     from omegaconf import DictConfig

@@ -1,48 +1,51 @@
 """Acceptance rate of LaNAS's in-region rejection sampling in the nasnet space (cannot be enumerated).
 
-    OMP_NUM_THREADS=1 python -m benchmarks.lanas_acceptance                 # heights 3, 5, 8
-    OMP_NUM_THREADS=1 python -m benchmarks.lanas_acceptance --budget 200 --seeds 1
+    OMP_NUM_THREADS=1 python -m perf.lanas_acceptance                 # heights 3, 5, 8
+    OMP_NUM_THREADS=1 python -m perf.lanas_acceptance --budget 200 --seeds 1
 
 The reward is synthetic (no training): a fixed random linear function of the 160-bit encoding plus
 a product term and noise, so that the learned partitions are non-trivial. For every tree height it
 reports the fraction of uniform candidates that satisfy every constraint on the selected path
 (``acceptance_rate``), how many proposals needed the mutation walk or the nearest-region fallback,
-and the searcher's time per sample.
+and the searcher's time per sample (ask + tell in ``lanas.loop.search``; the synthetic reward excluded).
 """
 
 from __future__ import annotations
 
 import argparse
-import time
+from collections.abc import Sequence
 
 import numpy as np
 
+from lanas.evaluators.base import Evaluator
+from lanas.loop import search, searcher_seconds
 from lanas.searchers.lanas import LaNAS
+from lanas.spaces.base import Arch
 from lanas.spaces.nasnet import NASNetSpace
 
 
-def synthetic_reward(space: NASNetSpace, seed: int = 0):
-    rng = np.random.default_rng(seed)
-    w = rng.normal(0, 0.01, space.dim)
-    u, v = rng.normal(0, 0.1, space.dim), rng.normal(0, 0.1, space.dim)
+class SyntheticReward(Evaluator):
+    """A fixed random function of the encoding (linear plus a product term) plus evaluation noise."""
 
-    def reward(archs, noise_rng: np.random.Generator) -> np.ndarray:
-        X = space.encode(archs)
-        return 0.9 + X @ w + 0.01 * np.tanh(X @ u) * np.tanh(X @ v) + noise_rng.normal(0, 0.002, len(X))
+    name = "synthetic"
 
-    return reward
+    def __init__(self, space: NASNetSpace, seed: int = 0) -> None:
+        rng = np.random.default_rng(seed)
+        self.space = space
+        self.w = rng.normal(0, 0.01, space.dim)
+        self.u, self.v = rng.normal(0, 0.1, space.dim), rng.normal(0, 0.1, space.dim)
+
+    def query(self, archs: Sequence[Arch], rng: np.random.Generator) -> np.ndarray:
+        X = self.space.encode(archs)
+        return 0.9 + X @ self.w + 0.01 * np.tanh(X @ self.u) * np.tanh(X @ self.v) + rng.normal(0, 0.002, len(X))
 
 
 def measure(height: int, budget: int, seed: int, batch: int) -> dict[str, float]:
     space = NASNetSpace()
-    reward = synthetic_reward(space, seed)
-    noise = np.random.default_rng(seed + 1000)
     searcher = LaNAS(space, np.random.default_rng(seed), tree_height=height, candidate_batch=batch)
-    start = time.perf_counter()
-    for _ in range(budget):
-        archs = searcher.ask(1)
-        searcher.tell(archs, reward(archs, noise))
-    elapsed = time.perf_counter() - start
+    records = search(space, SyntheticReward(space, seed), searcher, np.random.default_rng(seed + 1000), budget,
+                     stop_at_optimum=False)
+    elapsed = searcher_seconds(records)
     stats = searcher.stats()
     proposals = budget - searcher.init_samples
     return {

@@ -1,9 +1,9 @@
 """Conversion, reload and memory of the NAS-Bench-101 reader on a synthetic full-size file.
 
-    python -m benchmarks.nb101_io                # 423,624 cells x 3 repeats (the size of nasbench_only108)
-    python -m benchmarks.nb101_io --cells 50000  # smaller
-    python -m benchmarks.nb101_io --keep DIR     # keep the synthetic .tfrecord in DIR
-    python -m benchmarks.nb101_io --existing F   # only measure conversion and reload of file F
+    python -m perf.nb101_io                # 423,624 cells x 3 repeats (the size of nasbench_only108)
+    python -m perf.nb101_io --cells 50000  # smaller
+    python -m perf.nb101_io --keep DIR     # keep the synthetic .tfrecord in DIR
+    python -m perf.nb101_io --existing F   # only measure conversion and reload of file F
 
 The file is written in the official format (TFRecord framing with masked CRC32C; JSON payload
 ``[hash, 108, adjacency, operations, base64 ModelMetrics]`` with three evaluations, epochs 0, 54,
@@ -34,7 +34,8 @@ from lanas.nasbench101.metrics import ModelMetrics
 from lanas.nasbench101.spec import INPUT, OPS, OUTPUT
 from lanas.nasbench101.tfrecord import write_records
 
-CHILD = """
+# Raw: the regular expression below keeps its backslashes.
+CHILD = r"""
 import json, re, sys, time
 from lanas.nasbench101.table import load_table
 start, cpu = time.perf_counter(), time.process_time()

@@ -1,8 +1,8 @@
 """Supernet training throughput (images/s) at the paper's configuration, a few steps per variant.
 
-    python -m benchmarks.supernet_speed                     # 48 channels, 8 cells, batch 80, 32x32
-    python -m benchmarks.supernet_speed --steps 10 --threads 2
-    python -m benchmarks.supernet_speed --channels 16 --batch 64   # smaller, e.g. for a quick look
+    python -m perf.supernet_speed                     # 48 channels, 8 cells, batch 80, 32x32
+    python -m perf.supernet_speed --steps 10 --threads 2
+    python -m perf.supernet_speed --channels 16 --batch 64   # smaller, e.g. for a quick look
 
 Each step is what SupernetModule.training_step does: a fresh random nasnet architecture, forward,
 cross-entropy, backward, SGD step. Variants: float32; channels-last; bfloat16 autocast (CPU AMP);

@@ -1,0 +1,61 @@
+"""Per-sample cost of each searcher's loop (ask + tell, no evaluation) on NAS-Bench-201 CIFAR-10.
+
+    python -m perf.searcher_cost                       # 1,000 and 3,000 samples, every searcher
+    python -m perf.searcher_cost --samples 500 --searchers bo mcts --seeds 2
+
+Searches run in ``lanas.loop.search`` without stopping at the optimum and only the searcher's own
+time counts (``Record.searcher_s``: table lookups excluded), so a searcher is timed at exactly
+``samples`` observations: the per-sample cost of a model-based searcher grows with the number of
+observations (BO is capped by ``max_train``). Each searcher uses the defaults of its
+``conf/searcher/<name>.yaml`` (every preset there by default). Times are wall-clock on whatever else
+the machine is doing: run it with the machine otherwise idle for figures worth quoting.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from lanas.benchmarks.nasbench201 import NASBench201Benchmark
+from lanas.config import CONF_DIR, build_searcher
+from lanas.loop import search
+from lanas.spaces.nasbench201 import NASBench201Space
+
+SEARCHERS = tuple(sorted(path.stem for path in (Path(CONF_DIR) / "searcher").glob("*.yaml")))
+
+
+def time_searcher(name: str, space: NASBench201Space, bench: NASBench201Benchmark, samples: int,
+                  seed: int) -> np.ndarray:
+    """Cumulative searcher seconds after each sample."""
+    searcher = build_searcher(name, space, np.random.default_rng(seed))
+    records = search(space, bench, searcher, np.random.default_rng(seed), samples, stop_at_optimum=False)
+    return np.cumsum([record.searcher_s for record in records])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--samples", type=int, nargs="+", default=[1000, 3000], help="observations per run")
+    parser.add_argument("--searchers", nargs="+", default=list(SEARCHERS), choices=SEARCHERS)
+    parser.add_argument("--seeds", type=int, default=1, help="runs per searcher and sample count")
+    args = parser.parse_args()
+
+    space = NASBench201Space()
+    bench = NASBench201Benchmark("cifar10")
+    space.features()  # built once per process, not part of a search
+
+    print("NAS-Bench-201 CIFAR-10, loop time only (ask + tell), conf/searcher defaults")
+    print(f"{'searcher':<11} {'samples':>7} {'runs':>4} {'total s':>9} {'ms/sample':>10} {'ms/sample, last 10%':>20}")
+    for name in args.searchers:
+        for samples in args.samples:
+            runs = [time_searcher(name, space, bench, samples, seed) for seed in range(args.seeds)]
+            total = np.mean([r[-1] for r in runs])
+            tail = max(1, samples // 10)
+            last = np.mean([(r[-1] - r[-tail - 1]) / tail for r in runs]) if samples > tail else total / samples
+            print(f"{name:<11} {samples:>7} {len(runs):>4} {total:>9.2f} {1000 * total / samples:>10.3f} "
+                  f"{1000 * last:>20.3f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
