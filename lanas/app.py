@@ -8,13 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from hydra.errors import MissingConfigException, OverrideParseException
+from hydra.errors import OverrideParseException
 from hydra.experimental.callback import Callback
 from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
-from omegaconf.errors import OmegaConfBaseException
 
 from lanas.checkpoint import Checkpointer, config_diff, external_objects
+from lanas.cli import one_line_error  # noqa: F401  (re-exported: the app's one-line errors)
 from lanas.errors import ConfigError, LanasError, require_int
 from lanas.evaluators.base import Evaluator
 from lanas.logging import RunLogger, SafeLogger
@@ -223,31 +223,6 @@ class ResumeGuard(Callback):
         if mode != "fresh":
             with read_write(config.hydra), open_dict(config.hydra):
                 config.hydra.output_subdir = None
-
-
-def one_line_error(err: BaseException) -> str:
-    """A Hydra/OmegaConf composition error as one line naming the key and what is allowed."""
-    if isinstance(err, MissingConfigException) and err.missing_cfg_file and err.options:
-        group, _, option = err.missing_cfg_file.rpartition("/")
-        return (f"{group}={option}: could not find '{err.missing_cfg_file}'. "
-                f"Available options in '{group}': {', '.join(err.options)}")
-    if isinstance(err, OverrideParseException):
-        first = str(err).splitlines()[0]
-        hint = ""
-        if "=~" in err.override:  # sh and zsh leave a ~ after '=' as it is; Hydra's grammar refuses it
-            hint = "; write $HOME instead of ~ (not expanded after '=' by sh and zsh)"
-        return (f"cannot parse the override {err.override!r} ({first}){hint}; "
-                "see https://hydra.cc/docs/advanced/override_grammar/basic/")
-    cause = err.__cause__
-    if isinstance(cause, OmegaConfBaseException) and getattr(cause, "full_key", None) and "not in struct" in str(cause):
-        parent = cause.parent_node
-        allowed = sorted(k for k in parent.keys() if not str(k).startswith("_") and k != "hydra") if parent else []
-        return f"{cause.full_key} is not a config key; allowed here: {', '.join(map(str, allowed))}"
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    lines = [line for line in lines if not line.startswith(("Config search path", "provider="))]
-    if isinstance(cause, OmegaConfBaseException):
-        lines += [str(cause).splitlines()[0]]
-    return " ".join(lines) or type(err).__name__
 
 
 def run(cfg: DictConfig, out_dir: str | Path, group: str | None = None, tags: list[str] | None = None) -> dict:

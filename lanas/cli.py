@@ -122,6 +122,34 @@ def apply_torch_threads(threads: int | None = None) -> int:
     return count
 
 
+def one_line_error(err: BaseException) -> str:
+    """A Hydra/OmegaConf composition error as one line naming the key and what is allowed."""
+    from hydra.errors import MissingConfigException, OverrideParseException
+    from omegaconf.errors import OmegaConfBaseException
+
+    if isinstance(err, MissingConfigException) and err.missing_cfg_file and err.options:
+        group, _, option = err.missing_cfg_file.rpartition("/")
+        return (f"{group}={option}: could not find '{err.missing_cfg_file}'. "
+                f"Available options in '{group}': {', '.join(err.options)}")
+    if isinstance(err, OverrideParseException):
+        first = str(err).splitlines()[0]
+        hint = ""
+        if "=~" in err.override:  # sh and zsh leave a ~ after '=' as it is; Hydra's grammar refuses it
+            hint = "; write $HOME instead of ~ (not expanded after '=' by sh and zsh)"
+        return (f"cannot parse the override {err.override!r} ({first}){hint}; "
+                "see https://hydra.cc/docs/advanced/override_grammar/basic/")
+    cause = err.__cause__
+    if isinstance(cause, OmegaConfBaseException) and getattr(cause, "full_key", None) and "not in struct" in str(cause):
+        parent = cause.parent_node
+        allowed = sorted(k for k in parent.keys() if not str(k).startswith("_") and k != "hydra") if parent else []
+        return f"{cause.full_key} is not a config key; allowed here: {', '.join(map(str, allowed))}"
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    lines = [line for line in lines if not line.startswith(("Config search path", "provider="))]
+    if isinstance(cause, OmegaConfBaseException):
+        lines += [str(cause).splitlines()[0]]
+    return " ".join(lines) or type(err).__name__
+
+
 def run_hydra_main(main: Callable[[], Any]) -> None:
     """Run a ``@hydra.main`` function with one-line errors (``HYDRA_FULL_ERROR=1``: Hydra's own output)."""
     from hydra.errors import HydraException
@@ -136,8 +164,6 @@ def run_hydra_main(main: Callable[[], Any]) -> None:
     try:
         main()
     except (HydraException, OmegaConfBaseException) as err:
-        from lanas.app import one_line_error
-
         print(f"error: {one_line_error(err)}", file=sys.stderr)
         sys.exit(2)
     except LanasError as err:
