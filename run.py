@@ -2,18 +2,38 @@
 
 from __future__ import annotations
 
-import os
 import sys
+from pathlib import Path
 
-import hydra
-from hydra.core.hydra_config import HydraConfig
-from hydra.errors import HydraException
-from omegaconf import DictConfig
-from omegaconf.errors import OmegaConfBaseException
+from lanas.cli import install_stop_handlers, interrupted_exit, quiet_third_party, settle_stop_handlers
 
-from lanas.app import one_line_error, run
-from lanas.errors import LanasError
-from lanas.runner import RunInterrupted, summary_line
+if __name__ == "__main__":
+    # Before the heavy imports and the tracker's start-up: a Ctrl-C or SIGTERM at any moment ends
+    # with one line and exit 130 / 143 (the search loop installs its own handler while it runs).
+    install_stop_handlers()
+
+try:
+    if __name__ == "__main__":
+        quiet_third_party()  # inside the try: a stop may land here already
+    import hydra
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import DictConfig, OmegaConf
+
+    from lanas.app import mark_incomplete, run, with_stored_overrides
+    from lanas.cli import run_hydra_main
+    from lanas.errors import LanasError
+    from lanas.runner import RunInterrupted, summary_line
+except KeyboardInterrupt as _err:
+    if __name__ != "__main__":
+        raise
+    interrupted_exit(_err, "while starting; nothing written")
+
+
+def _stopped_before_the_search(err: BaseException, out_dir: str | Path, cfg: DictConfig | None) -> None:
+    """Stopped while setting up (Hydra's job set-up, loading a benchmark, starting wandb): leave a
+    summary.json saying the run is incomplete, one line, exit 130 / 143."""
+    mark_incomplete(out_dir, cfg)
+    interrupted_exit(err, f"before the search loop started; continue with: python run.py resume={out_dir}")
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
@@ -27,24 +47,38 @@ def main(cfg: DictConfig) -> float | None:
     except LanasError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt as err:
+        _stopped_before_the_search(err, out_dir, cfg)
     print(summary_line(summary, out_dir), flush=True)
     return summary["best_reward"]
 
 
+def _job_dir() -> Path | None:
+    """The run directory Hydra has already created for this job, if it got that far."""
+    if not HydraConfig.initialized():
+        return None
+    out_dir = OmegaConf.select(HydraConfig.get(), "runtime.output_dir")
+    return Path(out_dir) if out_dir and Path(out_dir).is_dir() else None
+
+
 def cli() -> None:
-    """Run ``main``, turning Hydra's multi-line composition errors into one line (HYDRA_FULL_ERROR=1: raw)."""
-    if os.environ.get("HYDRA_FULL_ERROR") == "1":
-        main()
-        return
-    os.environ["HYDRA_FULL_ERROR"] = "1"  # let errors reach us instead of Hydra's printer
+    """Run ``main`` with one-line errors; ``resume=<dir>`` brings back the run's stored overrides."""
     try:
-        main()
-    except (HydraException, OmegaConfBaseException) as err:
-        print(f"error: {one_line_error(err)}", file=sys.stderr)
-        sys.exit(2)
-    except LanasError as err:  # raised by the resume check before the run starts
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+        try:
+            sys.argv[1:] = with_stored_overrides(sys.argv[1:])
+        except LanasError as err:
+            print(f"error: {err}", file=sys.stderr)
+            sys.exit(2)
+        run_hydra_main(main)
+        settle_stop_handlers()
+    except KeyboardInterrupt as err:
+        if {"-m", "--multirun"} & set(sys.argv[1:]):
+            interrupted_exit(err, "during the sweep; finished jobs are kept, the same command continues the rest")
+        out_dir = _job_dir()
+        if out_dir is not None:  # between Hydra's set-up of the job and our main()
+            saved = out_dir / ".hydra" / "config.yaml"
+            _stopped_before_the_search(err, out_dir, OmegaConf.load(saved) if saved.is_file() else None)
+        interrupted_exit(err, "before the run started; nothing written")
 
 
 if __name__ == "__main__":

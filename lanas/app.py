@@ -8,18 +8,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from hydra.errors import MissingConfigException, OverrideParseException
+from hydra.errors import OverrideParseException
 from hydra.experimental.callback import Callback
 from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
-from omegaconf.errors import OmegaConfBaseException
 
 from lanas.checkpoint import Checkpointer, config_diff, external_objects
+from lanas.cli import one_line_error  # noqa: F401  (re-exported: the app's one-line errors)
 from lanas.errors import ConfigError, LanasError, require_int
 from lanas.evaluators.base import Evaluator
 from lanas.logging import RunLogger, SafeLogger
 from lanas.recorders import RunInfo
-from lanas.rundir import CHECKPOINT, RESULT_NEUTRAL_KEYS, TRACE, read_summary
+from lanas.rundir import CHECKPOINT, RESULT_NEUTRAL_KEYS, TRACE, read_summary, write_json_atomic
 from lanas.runner import run_search
 from lanas.searchers.base import Searcher
 from lanas.spaces.base import FiniteSearchSpace, SearchSpace
@@ -121,7 +121,8 @@ def ignored_keys(config: dict[str, Any]) -> tuple[str, ...]:
     extra = config.get("resume_ignore") or []
     if not isinstance(extra, list) or not all(isinstance(key, str) for key in extra):
         raise ConfigError(f"resume_ignore must be a list of config keys, got {extra!r}")
-    return (*RESULT_NEUTRAL_KEYS, *extra)
+    # threads: how many CPU threads torch uses changes the speed, not the result.
+    return (*RESULT_NEUTRAL_KEYS, "threads", "evaluator.threads", *extra)
 
 
 def resume_mode(out_dir: str | Path, config: dict[str, Any], resume_requested: bool = False) -> str:
@@ -131,6 +132,8 @@ def resume_mode(out_dir: str | Path, config: dict[str, Any], resume_requested: b
     that differ) or when ``resume=`` names a directory with nothing to resume.
     """
     out_dir = Path(out_dir)
+    if resume_requested and not out_dir.is_dir():
+        raise ConfigError(f"resume={out_dir} does not exist (give the run directory printed by the run)")
     summary = read_summary(out_dir)
     complete = bool(summary and summary.get("complete", True))
     if (out_dir / CHECKPOINT).exists():
@@ -144,9 +147,62 @@ def resume_mode(out_dir: str | Path, config: dict[str, Any], resume_requested: b
         return "complete" if complete else "resume"
     if complete:
         return "complete"  # finished, but no checkpoint to compare the config with
-    if resume_requested and not (out_dir / TRACE).exists():
+    stopped_before_start = summary is not None and summary.get("num_samples") == 0
+    if resume_requested and not (out_dir / TRACE).exists() and not stopped_before_start:
         raise ConfigError(f"resume={out_dir} has no {CHECKPOINT} (nor {TRACE}): nothing to resume there")
     return "fresh"  # killed before its first checkpoint: redoing it from the start gives the same trace
+
+
+def _override_key(override: Any) -> tuple[str, str | None]:
+    return override.key_or_group, override.package
+
+
+def with_stored_overrides(args: list[str]) -> list[str]:
+    """Command-line arguments of ``python run.py resume=<dir> [overrides]`` completed with the run's own
+    overrides from ``<dir>/.hydra/overrides.yaml``, so the resumed run has the config it was started with.
+
+    Overrides on the command line replace stored ones of the same key (a key that changes the result
+    is then refused by the resume check, naming it). Other arguments (``-m``, no ``resume=``) are
+    returned unchanged. Raises ConfigError when the directory does not exist.
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    if any(arg.startswith("-") for arg in args):
+        return args  # --multirun, --help, --cfg ...: not a single resumed run
+    parser = OverridesParser.create()
+    try:
+        given = parser.parse_overrides(args)
+    except OverrideParseException:
+        return args  # Hydra reports it, in one line, as for any other command
+    resume = [o for o in given if o.key_or_group == "resume" and o.package is None and not o.is_delete()]
+    if not resume or resume[-1].value() in (None, ""):
+        return args
+    folder = Path(str(resume[-1].value()))
+    if not folder.is_dir():
+        raise ConfigError(f"resume={folder} does not exist (give the run directory printed by the run)")
+    stored_file = folder / ".hydra" / "overrides.yaml"
+    if not stored_file.is_file():
+        return args
+    stored = [str(line) for line in OmegaConf.load(stored_file)]
+    given_keys = {_override_key(o) for o in given}
+    kept = [o.input_line for o in parser.parse_overrides(stored)
+            if _override_key(o) not in given_keys and o.key_or_group != "resume"]
+    return [*kept, *args]
+
+
+def mark_incomplete(out_dir: str | Path, cfg: DictConfig | None) -> None:
+    """A run stopped before its search loop started: leave a ``summary.json`` saying it is incomplete
+    (with nothing evaluated), unless the folder already has one (e.g. of an earlier, partial run)."""
+    out_dir = Path(out_dir)
+    if read_summary(out_dir) is not None:
+        return
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cfg = cfg if cfg is not None else OmegaConf.create({})
+    write_json_atomic(out_dir / "summary.json", {
+        "searcher": group_name(cfg, "searcher"), "seed": cfg.get("seed"), "budget": cfg.get("budget"),
+        "num_samples": 0, "best_reward": None, "best_arch": None, "samples_to_optimum": None,
+        "complete": False, "resumes": 0,
+    })
 
 
 class ResumeGuard(Callback):
@@ -169,27 +225,6 @@ class ResumeGuard(Callback):
                 config.hydra.output_subdir = None
 
 
-def one_line_error(err: BaseException) -> str:
-    """A Hydra/OmegaConf composition error as one line naming the key and what is allowed."""
-    if isinstance(err, MissingConfigException) and err.missing_cfg_file and err.options:
-        group, _, option = err.missing_cfg_file.rpartition("/")
-        return (f"{group}={option}: could not find '{err.missing_cfg_file}'. "
-                f"Available options in '{group}': {', '.join(err.options)}")
-    if isinstance(err, OverrideParseException):
-        first = str(err).splitlines()[0]
-        return f"cannot parse the override {err.override!r} ({first}); see https://hydra.cc/docs/advanced/override_grammar/basic/"
-    cause = err.__cause__
-    if isinstance(cause, OmegaConfBaseException) and getattr(cause, "full_key", None) and "not in struct" in str(cause):
-        parent = cause.parent_node
-        allowed = sorted(k for k in parent.keys() if not str(k).startswith("_") and k != "hydra") if parent else []
-        return f"{cause.full_key} is not a config key; allowed here: {', '.join(map(str, allowed))}"
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    lines = [line for line in lines if not line.startswith(("Config search path", "provider="))]
-    if isinstance(cause, OmegaConfBaseException):
-        lines += [str(cause).splitlines()[0]]
-    return " ".join(lines) or type(err).__name__
-
-
 def run(cfg: DictConfig, out_dir: str | Path, group: str | None = None, tags: list[str] | None = None) -> dict:
     """Build everything from ``cfg``, run the search in ``out_dir`` and return its summary.
 
@@ -207,6 +242,10 @@ def run(cfg: DictConfig, out_dir: str | Path, group: str | None = None, tags: li
     if mode == "complete":
         return read_summary(out_dir)  # type: ignore[return-value]
 
+    if cfg.get("evaluator") is not None:  # torch-based evaluators (supernet, train)
+        from lanas.cli import apply_torch_threads
+
+        apply_torch_threads(cfg.get("threads"))
     space, evaluator, searcher, info, eval_rng = prepare(cfg)
     checkpointer = Checkpointer(out_dir, every, config, external_objects(space, evaluator))
     state = None

@@ -19,6 +19,7 @@ import argparse
 import base64
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -28,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lanas.nasbench101.enumerate import load_pool
+from lanas.nasbench101.enumerate import cache_dir, load_pool
 from lanas.nasbench101.metrics import ModelMetrics
 from lanas.nasbench101.spec import INPUT, OPS, OUTPUT
 from lanas.nasbench101.tfrecord import write_records
@@ -90,26 +91,32 @@ def main() -> None:
     args = parser.parse_args()
     folder = args.keep or Path(tempfile.mkdtemp(prefix="nb101_io_"))
     folder.mkdir(parents=True, exist_ok=True)
+    pool_src = cache_dir()  # the user's cache ($LANAS_CACHE or ~/.cache/lanas), read before we redirect it
     cache = Path(tempfile.mkdtemp(prefix="nb101_io_cache_"))
     os.environ["LANAS_CACHE"] = str(cache)  # a cold conversion cache (the pool is still needed)
-    pool_src = Path(os.environ.get("LANAS_POOL_CACHE", Path.home() / ".cache" / "lanas"))
     for name in os.listdir(pool_src) if pool_src.is_dir() else []:
         if name.startswith("nasbench101_pool"):
             os.symlink(pool_src / name, cache / name)
     path = args.existing or folder / "synthetic_only108.tfrecord"
-    if args.existing is None:
-        start = time.perf_counter()
-        count = write_records(path, synthetic_payloads(args.cells, args.repeats, seed=0))
-        print(f"wrote {count:,} records ({path.stat().st_size / 2**20:.0f} MiB) in {time.perf_counter() - start:.1f} s")
-    first = measure(path)
-    print(f"conversion: {first['seconds']:.1f} s wall, {first['cpu_seconds']:.1f} s CPU, peak RSS {first['peak_mb']:.0f} MB "
-          f"({first['cells']:,} cells x {first['repeats']} repeats)")
-    again = measure(path)
-    print(f"reload:     {again['seconds']:.2f} s wall, {again['cpu_seconds']:.2f} s CPU, peak RSS {again['peak_mb']:.0f} MB")
-    if args.keep is None and args.existing is None:
-        path.unlink()
-    print(f"(cache in {cache}; python run.py benchmark=nasbench101 benchmark.path={path} works while the file is kept)")
-
+    try:
+        if args.existing is None:
+            start = time.perf_counter()
+            count = write_records(path, synthetic_payloads(args.cells, args.repeats, seed=0))
+            print(f"wrote {count:,} records ({path.stat().st_size / 2**20:.0f} MiB) in {time.perf_counter() - start:.1f} s")
+        first = measure(path)
+        print(f"conversion: {first['seconds']:.1f} s wall, {first['cpu_seconds']:.1f} s CPU, peak RSS "
+              f"{first['peak_mb']:.0f} MB ({first['cells']:,} cells x {first['repeats']} repeats)")
+        again = measure(path)
+        print(f"reload:     {again['seconds']:.2f} s wall, {again['cpu_seconds']:.2f} s CPU, peak RSS {again['peak_mb']:.0f} MB")
+    finally:
+        # The converted cache (75 MB at full size) is this measurement's alone: never leave it behind.
+        shutil.rmtree(cache, ignore_errors=True)
+        if args.keep is None and args.existing is None:
+            shutil.rmtree(folder, ignore_errors=True)
+    if args.keep is not None and args.existing is None:
+        print(f"kept {path}: python run.py benchmark=nasbench101 benchmark.path={path} searches it")
+    elif args.existing is None:
+        print("the synthetic file and its cache were removed (--keep DIR keeps the file)")
 
 if __name__ == "__main__":
     main()

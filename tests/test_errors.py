@@ -265,8 +265,12 @@ def test_run_py_refuses_a_different_config_before_touching_the_directory(tmp_pat
 def test_resume_of_a_directory_with_nothing_in_it_is_refused(tmp_path):
     result = run_py(f"resume={tmp_path / 'nothing'}")
     assert result.returncode == 2
-    assert_one_line(result.stderr, "has no checkpoint.pkl", "nothing to resume")
+    assert_one_line(result.stderr, f"resume={tmp_path / 'nothing'} does not exist")
     assert not (tmp_path / "nothing").exists()
+    (tmp_path / "empty").mkdir()
+    result = run_py(f"resume={tmp_path / 'empty'}")
+    assert result.returncode == 2
+    assert_one_line(result.stderr, "has no checkpoint.pkl", "nothing to resume")
 
 
 def test_corrupt_checkpoint_and_cut_trace_are_reported(tmp_path):

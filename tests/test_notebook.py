@@ -13,6 +13,9 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_results_notebook_runs_a_tiny_sweep_and_shows_the_report(tmp_path, monkeypatch):
     monkeypatch.setenv("LANAS_REPORT_DIR", str(tmp_path / "report"))
     monkeypatch.delenv("LANAS_SWEEP_DIRS", raising=False)
+    # The kernel's own temp dir, so that what it leaves behind is seen (and no one else's folders).
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
     nb = nbformat.read(ROOT / "notebooks" / "results.ipynb", as_version=4)
     NotebookClient(nb, timeout=120, kernel_name="python3",
                    resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()
@@ -22,3 +25,6 @@ def test_results_notebook_runs_a_tiny_sweep_and_shows_the_report(tmp_path, monke
     assert "4 finished runs" in text and "| searcher.tree_height |" in text
     assert sum("image/png" in o.get("data", {}) for o in outputs) >= 4  # 3 report figures + the inline plot
     assert (tmp_path / "report" / "table.csv").is_file()
+    assert "TqdmWarning" not in text and "IProgress" not in text
+    # The tiny sweep and any report folder were temporary: gone once the kernel has shut down.
+    assert not [p.name for p in (tmp_path / "tmp").iterdir() if p.name.startswith(("lanas-sweep-", "lanas-report-"))]

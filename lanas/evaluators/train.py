@@ -26,9 +26,17 @@ EXECUTORS = ("none", "local", "slurm")
 
 
 def train_and_validate(arch: Sequence[int], seed: int, out_dir: str, data: dict[str, Any],
-                       network: dict[str, Any], trainer: dict[str, Any]) -> float:
-    """Train ``arch`` from scratch with Lightning and return its validation accuracy (a fraction)."""
+                       network: dict[str, Any], trainer: dict[str, Any], threads: int | None = None) -> float:
+    """Train ``arch`` from scratch with Lightning and return its validation accuracy (a fraction).
+
+    ``threads``: torch CPU threads in this process (submitit jobs are fresh processes with torch's
+    default of every core each, which oversubscribes the machine when several run side by side).
+    """
     import lightning as L
+
+    from lanas.cli import apply_torch_threads
+
+    apply_torch_threads(threads)
 
     from lanas.training.classifier import CellClassifier
     from lanas.training.data import CIFAR10DataModule
@@ -49,6 +57,7 @@ class TrainEvaluator(Evaluator):
         self, dataset: str = "cifar10", out_dir: str = "outputs/train_evaluations",
         data: dict[str, Any] | None = None, network: dict[str, Any] | None = None,
         trainer: dict[str, Any] | None = None, executor: str = "none", executor_params: dict[str, Any] | None = None,
+        threads: int | None = None,
     ) -> None:
         if dataset != "cifar10":
             raise ConfigError(f"evaluator=train supports dataset=cifar10 only, got dataset={dataset!r}")
@@ -59,6 +68,7 @@ class TrainEvaluator(Evaluator):
         self.trainer = dict(trainer or {})
         self.executor = require_choice("evaluator.executor", executor, EXECUTORS)
         self.executor_params = dict(executor_params or {})
+        self.threads = threads
         self.num_evaluations = 0
         self.seconds: list[float] = []
 
@@ -72,7 +82,8 @@ class TrainEvaluator(Evaluator):
         dirs = [str(Path(self.out_dir) / f"{self.num_evaluations + i:05d}") for i in range(len(archs))]
         self.num_evaluations += len(archs)
         start = time.perf_counter()
-        args = [(tuple(a), s, d, self.data, self.network, self.trainer) for a, s, d in zip(archs, seeds, dirs)]
+        args = [(tuple(a), s, d, self.data, self.network, self.trainer, getattr(self, "threads", None))
+                for a, s, d in zip(archs, seeds, dirs)]
         if self.executor == "none":
             rewards = [train_and_validate(*a) for a in args]
         else:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -193,6 +194,9 @@ def load_pool(progress: bool = False) -> Pool:
     if arrays is not None and len(arrays.get("hashes", ())) == NUM_CELLS:
         pool = Pool(**{k: arrays[k] for k in ("hashes", "matrix_codes", "ops", "num_vertices")})
     else:
+        # First use only, and long: say so before the silence (about 35 s of CPU; minutes on a busy machine).
+        print(f"note: enumerating the {NUM_CELLS:,} NAS-Bench-101 cells once (about 35 s of CPU, longer on a busy "
+              f"machine); cached in {path}", file=sys.stderr, flush=True)
         start = time.perf_counter()
         pool = enumerate_cells()
         if progress:

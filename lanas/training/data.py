@@ -9,6 +9,7 @@ code runs without the network; ``fake_images > 0`` makes the data module write t
 from __future__ import annotations
 
 import pickle
+import sys
 from pathlib import Path
 
 import lightning as L
@@ -137,6 +138,9 @@ class CIFAR10DataModule(L.LightningDataModule):
         if self.fake_images and not (folder / "test_batch").exists():
             write_fake_cifar10(self.data_dir, self.fake_images, max(self.fake_images // 5, 10), seed=self.split_seed)
         elif self.download and not self.fake_images:
+            if not (folder / "test_batch").exists():  # first use only: a 163 MB download, then extraction
+                print(f"note: downloading CIFAR-10 (163 MB) into {self.data_dir} once; its time depends on your "
+                      "connection (extraction: seconds)", file=sys.stderr, flush=True)
             CIFAR10(self.data_dir, train=True, download=True)
             CIFAR10(self.data_dir, train=False, download=True)
 

@@ -15,15 +15,28 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import hydra
-import lightning as L
-from omegaconf import DictConfig
+from lanas.cli import install_stop_handlers, interrupted_exit, quiet_third_party
 
-from lanas.errors import ConfigError, LanasError
-from lanas.spaces.nasnet import NASNetSpace
-from lanas.training.classifier import CellClassifier
-from lanas.training.data import CIFAR10DataModule
-from lanas.training.trainer import config_section, finish_loggers, fit_resumable, make_trainer
+if __name__ == "__main__":
+    install_stop_handlers()  # before the heavy imports below: Ctrl-C at any moment gives one line
+
+try:
+    if __name__ == "__main__":
+        quiet_third_party()  # inside the try: a stop may land here already
+    import hydra
+    import lightning as L
+    from omegaconf import DictConfig
+
+    from lanas.cli import apply_torch_threads, run_hydra_main
+    from lanas.errors import ConfigError, LanasError
+    from lanas.spaces.nasnet import NASNetSpace
+    from lanas.training.classifier import CellClassifier
+    from lanas.training.data import CIFAR10DataModule
+    from lanas.training.trainer import config_section, finish_loggers, fit_resumable, make_trainer
+except KeyboardInterrupt as _err:
+    if __name__ != "__main__":
+        raise
+    interrupted_exit(_err, "while starting; nothing written")
 
 CONF = str(Path(__file__).resolve().parents[2] / "conf")
 
@@ -38,6 +51,7 @@ def train_final(cfg: DictConfig) -> dict[str, Any]:
         raise ConfigError("arch must be set to a nasnet cell string, e.g. the best_arch of a search's summary.json")
     arch = NASNetSpace().from_string(str(cfg.arch))
     out_dir = Path(cfg.final_dir)
+    apply_torch_threads(cfg.get("threads"))
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     data = CIFAR10DataModule(**_section(cfg, "data"))
     model = CellClassifier(arch, **_section(cfg, "network"))
@@ -55,6 +69,23 @@ def train_final(cfg: DictConfig) -> dict[str, Any]:
     return result
 
 
+def quote_arch_override(args: list[str]) -> list[str]:
+    """Quote the value of an ``arch=...`` argument for Hydra's override grammar.
+
+    A cell string (``normal:|skip_connect~1|...|;reduce:|...|``) holds ``|``, ``~`` and ``;``, which
+    Hydra only accepts inside quotes; the shell has already removed the quotes a user typed, so
+    ``arch='normal:|...|'`` would otherwise fail with Hydra's multi-line lexer error.
+    """
+    quoted = []
+    for arg in args:
+        key, sep, value = arg.partition("=")
+        if sep and key.lstrip("+") == "arch" and value and value[0] not in "'\"":
+            quote = "'" if "'" not in value else '"'
+            arg = f"{key}={quote}{value}{quote}"
+        quoted.append(arg)
+    return quoted
+
+
 @hydra.main(version_base="1.3", config_path=CONF, config_name="config")
 def main(cfg: DictConfig) -> None:
     try:
@@ -66,5 +97,14 @@ def main(cfg: DictConfig) -> None:
           f"steps={result['steps']} out={cfg.final_dir}", flush=True)
 
 
+def cli() -> None:
+    """``python -m lanas.training.final``: the README's ``arch='...'`` form works, errors are one line."""
+    sys.argv[1:] = quote_arch_override(sys.argv[1:])
+    try:
+        run_hydra_main(main)
+    except KeyboardInterrupt as err:
+        interrupted_exit(err, "during training; the same command continues from the last saved epoch")
+
+
 if __name__ == "__main__":
-    main()
+    cli()

@@ -11,14 +11,27 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import hydra
-import lightning as L
-from omegaconf import DictConfig
+from lanas.cli import install_stop_handlers, interrupted_exit, quiet_third_party
 
-from lanas.errors import LanasError
-from lanas.training.data import CIFAR10DataModule
-from lanas.training.supernet import SupernetModule
-from lanas.training.trainer import config_section, finish_loggers, fit_resumable, make_trainer
+if __name__ == "__main__":
+    install_stop_handlers()  # before the heavy imports below: Ctrl-C at any moment gives one line
+
+try:
+    if __name__ == "__main__":
+        quiet_third_party()  # inside the try: a stop may land here already
+    import hydra
+    import lightning as L
+    from omegaconf import DictConfig
+
+    from lanas.cli import apply_torch_threads, run_hydra_main
+    from lanas.errors import LanasError
+    from lanas.training.data import CIFAR10DataModule
+    from lanas.training.supernet import SupernetModule
+    from lanas.training.trainer import config_section, finish_loggers, fit_resumable, make_trainer
+except KeyboardInterrupt as _err:
+    if __name__ != "__main__":
+        raise
+    interrupted_exit(_err, "while starting; nothing written")
 
 CONF = str(Path(__file__).resolve().parents[2] / "conf")
 
@@ -30,6 +43,7 @@ def _section(cfg: DictConfig, key: str) -> dict:
 def train_supernet(cfg: DictConfig) -> Path:
     """Train (or resume) the supernet described by ``cfg``; returns the path of ``last.ckpt``."""
     out_dir = Path(cfg.supernet_dir)
+    apply_torch_threads(cfg.get("threads"))
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     data = CIFAR10DataModule(**_section(cfg, "data"))
     module = SupernetModule(**_section(cfg, "supernet"))
@@ -51,5 +65,13 @@ def main(cfg: DictConfig) -> None:
     print(f"supernet checkpoint: {path}", flush=True)
 
 
+def cli() -> None:
+    try:
+        run_hydra_main(main)
+    except KeyboardInterrupt as err:
+        # Lightning saves last.ckpt every epoch: the same command continues from there.
+        interrupted_exit(err, "during training; the same command continues from the last saved epoch")
+
+
 if __name__ == "__main__":
-    main()
+    cli()

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+
+from lanas.cli import quiet_third_party
 
 
 def make_trainer(out_dir: str | Path, trainer: dict[str, Any] | None = None, logger: str = "csv",
@@ -23,6 +26,9 @@ def make_trainer(out_dir: str | Path, trainer: dict[str, Any] | None = None, log
 
         log = WandbLogger(project=project, name=run_name, save_dir=str(out_dir),
                           offline=kwargs.pop("wandb_offline", True))
+        # Lightning 2.6.6 always passes anonymous=None, which wandb 0.31 answers with a deprecation
+        # warning ("The anonymous setting has no effect") on every final training.
+        log._wandb_init.pop("anonymous", None)
     elif logger == "csv":
         from lightning.pytorch.loggers import CSVLogger
 
@@ -30,8 +36,12 @@ def make_trainer(out_dir: str | Path, trainer: dict[str, Any] | None = None, log
     else:
         log = False
     kwargs.pop("wandb_offline", None)
+    quiet_third_party()
+    # enable_version_counter=False: the folder is ours, last.ckpt is always the latest. With the
+    # counter, a run resumed from a copied or moved folder wrote last-v1.ckpt beside a stale last.ckpt,
+    # and the next resume silently went back to the stale one.
     checkpoint = ModelCheckpoint(dirpath=out_dir / "checkpoints", save_last=True, save_top_k=0 if monitor is None else 1,
-                                 monitor=monitor, mode="max")
+                                 monitor=monitor, mode="max", enable_version_counter=False)
     callbacks = [checkpoint] + ([LearningRateMonitor("step")] if log else [])
     kwargs.setdefault("enable_progress_bar", False)
     kwargs.setdefault("enable_model_summary", False)
@@ -61,7 +71,16 @@ def fit_resumable(trainer: L.Trainer, module: L.LightningModule, data: L.Lightni
                   resume: bool = True) -> Path:
     """Fit, continuing from ``<out_dir>/checkpoints/last.ckpt`` when it exists and ``resume`` is on."""
     last = Path(out_dir) / "checkpoints" / "last.ckpt"
-    trainer.fit(module, data, ckpt_path=str(last) if resume and last.exists() else None)
+    try:
+        trainer.fit(module, data, ckpt_path=str(last) if resume and last.exists() else None)
+    except SystemExit as err:
+        # Lightning turns a Ctrl-C (or SIGTERM) during fit into sys.exit(1) after its own shutdown;
+        # hand the stop back to the entry point, which reports it in one line with exit 130 / 143.
+        if not (trainer.interrupted or getattr(trainer, "received_sigterm", False)):
+            raise
+        from lanas import cli
+
+        raise cli.EarlyStop(cli.last_stop_signal or signal.SIGINT) from err
     return last
 
 
