@@ -142,4 +142,7 @@ def summary_line(summary: dict[str, Any], out_dir: str | Path) -> str:
         f"wall_time_s={summary['wall_time_s']:.2f}",
         f"out={out_dir}",
     ]
+    if best is not None and optimum is not None and best > optimum:
+        # benchmark.reward=sampled: a reward is one training seed's accuracy, the optimum the best mean.
+        parts.insert(3, "(best_reward is one sampled seed's accuracy; global_optimum is the best mean)")
     return " ".join(parts)

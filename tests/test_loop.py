@@ -183,3 +183,13 @@ def test_nothing_below_the_app_imports_it_and_experiments_do_not_import_tests():
     assert not {"lanas.runner", "lanas.recorders"} & _imports(ROOT / "lanas" / "loop.py")
     for path in sorted((ROOT / "experiments").glob("*.py")) + sorted((ROOT / "perf").glob("*.py")):
         assert not any(m == "tests" or m.startswith("tests.") for m in _imports(path)), f"{path} imports tests"
+
+
+def test_summary_line_explains_a_sampled_best_above_the_optimum():
+    from lanas.runner import summary_line
+
+    summary = {"searcher": "lanas", "benchmark": "nasbench201", "dataset": "cifar10", "seed": 0,
+               "samples_to_optimum": 257, "num_samples": 257, "wall_time_s": 0.1, "global_optimum": 0.916067}
+    above = summary_line({**summary, "best_reward": 0.916520}, "out")
+    assert "one sampled seed's accuracy" in above and "\n" not in above
+    assert "sampled" not in summary_line({**summary, "best_reward": 0.916067}, "out")
