@@ -19,7 +19,7 @@ try:
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import DictConfig, OmegaConf
 
-    from lanas.app import mark_incomplete, run, with_stored_overrides
+    from lanas.app import ResumeGuard, mark_incomplete, run, with_stored_overrides
     from lanas.cli import run_hydra_main
     from lanas.errors import LanasError
     from lanas.runner import RunInterrupted, summary_line
@@ -32,7 +32,7 @@ except KeyboardInterrupt as _err:
 def _stopped_before_the_search(err: BaseException, out_dir: str | Path, cfg: DictConfig | None) -> None:
     """Stopped while setting up (Hydra's job set-up, loading a benchmark, starting wandb): leave a
     summary.json saying the run is incomplete, one line, exit 130 / 143."""
-    mark_incomplete(out_dir, cfg)
+    mark_incomplete(out_dir, cfg, overrides=[a for a in sys.argv[1:] if not a.startswith(("hydra.", "-"))])
     interrupted_exit(err, f"before the search loop started; continue with: python run.py resume={out_dir}")
 
 
@@ -54,10 +54,13 @@ def main(cfg: DictConfig) -> float | None:
 
 
 def _job_dir() -> Path | None:
-    """The run directory Hydra has already created for this job, if it got that far."""
-    if not HydraConfig.initialized():
-        return None
-    out_dir = OmegaConf.select(HydraConfig.get(), "runtime.output_dir")
+    """The run directory Hydra has already created for this job, if it got that far.
+
+    Hydra forgets its job config when an interrupt leaves its job set-up (after it wrote ``.hydra/``,
+    before our ``main``), so the folder our callback saw chosen is the fallback.
+    """
+    out_dir = OmegaConf.select(HydraConfig.get(), "runtime.output_dir") if HydraConfig.initialized() else None
+    out_dir = out_dir or ResumeGuard.run_dir
     return Path(out_dir) if out_dir and Path(out_dir).is_dir() else None
 
 

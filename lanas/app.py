@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from lanas.checkpoint import Checkpointer, config_diff, external_objects
-from lanas.cli import one_line_error  # noqa: F401  (re-exported: the app's one-line errors)
+from lanas.cli import apply_torch_threads, one_line_error  # noqa: F401  (one_line_error: re-exported)
 from lanas.errors import ConfigError, LanasError, require_int
 from lanas.evaluators.base import Evaluator
 from lanas.logging import RunLogger, SafeLogger
@@ -190,10 +191,19 @@ def with_stored_overrides(args: list[str]) -> list[str]:
     return [*kept, *args]
 
 
-def mark_incomplete(out_dir: str | Path, cfg: DictConfig | None) -> None:
+def mark_incomplete(out_dir: str | Path, cfg: DictConfig | None, overrides: list[str] | None = None) -> None:
     """A run stopped before its search loop started: leave a ``summary.json`` saying it is incomplete
-    (with nothing evaluated), unless the folder already has one (e.g. of an earlier, partial run)."""
+    (with nothing evaluated), unless the folder already has one (e.g. of an earlier, partial run).
+
+    ``overrides`` (the command line's) are recorded where Hydra's own record is missing or empty (a
+    stop while Hydra was writing it), so that ``resume=<dir>`` brings back this run's config.
+    """
     out_dir = Path(out_dir)
+    stored = out_dir / ".hydra" / "overrides.yaml"
+    if overrides is not None and (out_dir / ".hydra").is_dir() and (not stored.is_file() or not stored.read_text().strip()):
+        tmp = stored.with_name(f".overrides.yaml.{os.getpid()}.tmp")
+        tmp.write_text(OmegaConf.to_yaml(OmegaConf.create(overrides)))
+        os.replace(tmp, stored)
     if read_summary(out_dir) is not None:
         return
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -212,8 +222,11 @@ class ResumeGuard(Callback):
     finished run keeps its original ``.hydra/`` (how it was started) rather than the resume command.
     """
 
+    run_dir: Path | None = None  # the job's folder once chosen: a stop during Hydra's job set-up reads it
+
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         out_dir = Path(str(config.get("resume") or config.hydra.run.dir))
+        ResumeGuard.run_dir = out_dir.absolute()
         try:
             mode = resume_mode(out_dir, run_config(config), resume_requested=bool(config.get("resume")))
         except LanasError as err:
@@ -243,8 +256,6 @@ def run(cfg: DictConfig, out_dir: str | Path, group: str | None = None, tags: li
         return read_summary(out_dir)  # type: ignore[return-value]
 
     if cfg.get("evaluator") is not None:  # torch-based evaluators (supernet, train)
-        from lanas.cli import apply_torch_threads
-
         apply_torch_threads(cfg.get("threads"))
     space, evaluator, searcher, info, eval_rng = prepare(cfg)
     checkpointer = Checkpointer(out_dir, every, config, external_objects(space, evaluator))

@@ -15,6 +15,8 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
+from lanas.errors import LanasError
+
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
@@ -154,8 +156,6 @@ def run_hydra_main(main: Callable[[], Any]) -> None:
     """Run a ``@hydra.main`` function with one-line errors (``HYDRA_FULL_ERROR=1``: Hydra's own output)."""
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
-
-    from lanas.errors import LanasError
 
     if os.environ.get("HYDRA_FULL_ERROR") == "1":
         main()
