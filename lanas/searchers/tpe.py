@@ -91,8 +91,7 @@ class TPESearcher(Searcher):
         self.fallbacks = 0  # uniform random proposals after max_repeats repeats in a row
 
     # ------------------------------------------------------------------ public interface
-    def min_budget(self) -> int:
-        return max(self.n_startup_trials, 1)
+    # min_budget stays 1: with fewer samples than n_startup_trials TPE is random search, as in Optuna.
 
     def ask(self, n: int = 1) -> list[Arch]:
         proposals: list[Arch] = []
