@@ -53,6 +53,8 @@ VARIANTS: dict[str, list[str]] = {
     "evolution": ["searcher=evolution"],
     "random": ["searcher=random"],
     "bo": ["searcher=bo"],
+    "tpe": ["searcher=tpe"],
+    "tpe_multivariate": ["searcher=tpe_multivariate"],
     "lanas_h7_cp0.5": ["searcher=lanas", "searcher.tree_height=7", "searcher.Cp=0.5"],
     # round 1: which part of the first draft matters
     "first": FIRST,

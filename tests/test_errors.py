@@ -73,6 +73,17 @@ BAD_HYPERPARAMETERS: dict[str, list[tuple[str, str]]] = {
         ("searcher.max_completion_tries=0", "searcher.max_completion_tries must be >= 1"),
         ("searcher.Cp=1e308", "searcher.Cp must be <= 1000000.0, got 1e+308"),
     ],
+    "tpe": [
+        ("searcher.n_startup_trials=-1", "searcher.n_startup_trials must be >= 0, got -1"),
+        ("searcher.n_ei_candidates=0", "searcher.n_ei_candidates must be >= 1, got 0"),
+        ("searcher.max_repeats=-1", "searcher.max_repeats must be >= 0, got -1"),
+        ("searcher.multivariate=maybe", "searcher.multivariate must be true or false, got 'maybe'"),
+        ("searcher.group=true", "searcher.group=true needs searcher.multivariate=true"),
+    ],
+    "tpe_multivariate": [
+        ("searcher.multivariate=false", "searcher.group=true needs searcher.multivariate=true"),
+        ("searcher.constant_liar=1", "searcher.constant_liar must be true or false, got 1"),
+    ],
     # Random search has no knobs: any key is refused by name.
     "random": [
         ("+searcher.population_size=5",

@@ -30,8 +30,8 @@ SEARCHERS = sorted(p.stem for p in (Path(__file__).resolve().parents[1] / "conf"
 # Knobs that keep each searcher's tree or model in play within a short run.
 QUICK = {"bo": {"init_samples": 5, "refit_every": 5, "candidates": 300, "mutation_candidates": 20},
          "evolution": {"population_size": 8, "tournament_size": 3}}
-# Pairs that cannot work by design: NAS-Bench-101 cells have no fixed decision sequence for MCTS.
-REFUSED = {("mcts", "nasbench101")}
+# Pairs that cannot work by design: NAS-Bench-101 cells have no fixed decision sequence for MCTS or TPE.
+REFUSED = {("mcts", "nasbench101"), ("tpe", "nasbench101"), ("tpe_multivariate", "nasbench101")}
 SPACES = {
     "nasbench201": NASBench201Space,
     # A small NAS-Bench-101 table: every 100th cell of the enumerated pool (as a subset table restricts it).

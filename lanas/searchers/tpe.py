@@ -1,0 +1,168 @@
+"""Optuna's Tree-structured Parzen Estimator (TPE) through Optuna's ask/tell interface.
+
+This is what most researchers would run instead of LaNAS (issue 17), so it is a baseline here. The
+space's fixed decision sequence (``space.decisions()``; for NAS-Bench-201 the op of edge 1, edge 2,
+...) becomes one categorical parameter per decision (``d0``, ``d1``, ...) of an in-memory Optuna
+study that maximises the reward; the sampler is :class:`optuna.samplers.TPESampler` seeded from the
+run's generator, so the same seed gives the same proposals.
+
+Repeats. TPE samples with replacement and proposes cells it has already seen. A repeat costs no
+sample: the trial is told the reward already on record (a repeat of a cell proposed but not yet told
+is told when that reward arrives) and Optuna is asked again, up to ``max_repeats`` times per
+proposal; then a uniformly random unevaluated architecture is proposed instead. Both are counted in
+``searcher_stats`` (``repeats``, ``fallbacks``). The study therefore holds more trials than the run
+has samples; samples stay distinct evaluations, as for every other searcher.
+
+Architectures told without being proposed (e.g. by a caller that evaluates its own) are added to the
+study as finished trials. The whole study, sampler state included, is pickled with the searcher, so
+a checkpointed run continues exactly (checked by ``tests/test_searcher_contract.py``).
+
+Optuna 5's ``TPESampler()`` is multivariate by default; ``searcher=tpe`` sets ``multivariate=false``
+(the independent TPE of Bergstra et al. 2011) and ``searcher=tpe_multivariate`` sets
+``multivariate=true, group=true``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.distributions import CategoricalDistribution
+from optuna.trial import TrialState
+
+from lanas.errors import ConfigError, require_int
+from lanas.searchers.base import Searcher
+from lanas.spaces.base import Arch, FiniteSearchSpace, SearchSpace
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def _require_bool(key: str, value: object) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise ConfigError(f"{key} must be true or false, got {value!r}")
+    return bool(value)
+
+
+class TPESearcher(Searcher):
+    """Optuna's TPESampler over the space's decisions; see the module docstring."""
+
+    name = "tpe"
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        rng: np.random.Generator,
+        n_startup_trials: int = 10,
+        n_ei_candidates: int = 24,
+        multivariate: bool = False,
+        group: bool = False,
+        constant_liar: bool = True,
+        max_repeats: int = 1000,
+    ) -> None:
+        super().__init__(space, rng)
+        self.n_startup_trials = require_int("searcher.n_startup_trials", n_startup_trials, 0)
+        self.n_ei_candidates = require_int("searcher.n_ei_candidates", n_ei_candidates, 1)
+        self.multivariate = _require_bool("searcher.multivariate", multivariate)
+        self.group = _require_bool("searcher.group", group)
+        self.constant_liar = _require_bool("searcher.constant_liar", constant_liar)
+        self.max_repeats = require_int("searcher.max_repeats", max_repeats, 0)
+        self.name = "tpe_multivariate" if self.multivariate else "tpe"  # the preset, for messages
+        if self.group and not self.multivariate:
+            raise ConfigError("searcher.group=true needs searcher.multivariate=true (Optuna groups only multivariate TPE)")
+        choices = space.decisions()
+        if not choices:
+            raise ConfigError(
+                f"searcher={self.name} needs a search space with a fixed decision sequence (decisions()); "
+                f"search_space={space.name} has none"
+            )
+        self.choices = [int(c) for c in choices]
+        self._names = [f"d{i}" for i in range(len(self.choices))]
+        self._distributions = {
+            name: CategoricalDistribution(list(range(c))) for name, c in zip(self._names, self.choices)
+        }
+        self.seed = int(rng.integers(2**31))  # the sampler's seed: the run's seed decides it
+        self._study: optuna.Study | None = None  # built on first use
+        self._known: dict[Any, float] = {}  # arch key -> reward told
+        self._pending: dict[Any, list[int]] = {}  # arch key -> numbers of trials waiting for its reward
+        self.repeats = 0  # proposals of Optuna's that were already taken (answered from the record)
+        self.fallbacks = 0  # uniform random proposals after max_repeats repeats in a row
+
+    # ------------------------------------------------------------------ public interface
+    # min_budget stays 1: with fewer samples than n_startup_trials TPE is random search, as in Optuna.
+
+    def ask(self, n: int = 1) -> list[Arch]:
+        proposals: list[Arch] = []
+        for _ in range(n):
+            if self.taken.exhausted:
+                break
+            arch = self._ask_new()
+            if arch is None:
+                arch = self.taken.draw(self.rng)
+                if arch is None:
+                    break
+                self.fallbacks += 1
+            self.taken.take([arch])
+            proposals.append(arch)
+        return proposals
+
+    def tell(self, archs: Sequence[Arch], rewards: Sequence[float]) -> None:
+        super().tell(archs, rewards)
+        study = self.study
+        for arch, reward in zip(archs, rewards):
+            key, reward = self._key(arch), float(reward)
+            self._known[key] = reward
+            numbers = self._pending.pop(key, None)
+            if numbers:
+                for number in numbers:
+                    study.tell(number, reward)
+            else:  # told without being proposed: the study learns it all the same
+                row = self.space.to_decisions([arch])[0]
+                study.add_trial(optuna.trial.create_trial(
+                    params={name: int(c) for name, c in zip(self._names, row)},
+                    distributions=self._distributions, value=reward))
+
+    def stats(self) -> dict[str, Any]:
+        return {"trials": len(self.study.get_trials(deepcopy=False)) if self._study is not None else 0,
+                "repeats": self.repeats, "fallbacks": self.fallbacks}
+
+    # ------------------------------------------------------------------ Optuna
+    @property
+    def study(self) -> optuna.Study:
+        if self._study is None:
+            with warnings.catch_warnings():
+                # group=True is an experimental argument of Optuna's; the preset chooses it knowingly.
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                sampler = optuna.samplers.TPESampler(
+                    n_startup_trials=self.n_startup_trials, n_ei_candidates=self.n_ei_candidates,
+                    multivariate=self.multivariate, group=self.group, constant_liar=self.constant_liar,
+                    seed=self.seed)
+            self._study = optuna.create_study(direction="maximize", sampler=sampler)
+        return self._study
+
+    def _ask_new(self) -> Arch | None:
+        """Ask Optuna until it proposes an architecture not taken yet (None after max_repeats repeats)."""
+        study = self.study
+        for _ in range(self.max_repeats + 1):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                trial = study.ask(self._distributions)
+            row = np.array([[trial.params[name] for name in self._names]], dtype=np.int64)
+            arch = self.space.from_decisions(row)[0]
+            key = self._key(arch)
+            if arch not in self.taken:
+                self._pending[key] = [trial.number]
+                return arch
+            self.repeats += 1
+            if key in self._known:
+                study.tell(trial, self._known[key])
+            elif key in self._pending:
+                self._pending[key].append(trial.number)  # told when that architecture's reward is
+            else:  # taken without a reward or a pending trial (not reachable through ask/tell)
+                study.tell(trial, state=TrialState.FAIL)
+        return None
+
+    def _key(self, arch: Arch) -> Any:
+        return int(arch) if isinstance(self.space, FiniteSearchSpace) else self.space.arch_id(arch)
