@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from lanas.rundir import METRICS, read_overrides
+from lanas.rundir import METRICS, read_overrides, temporary_beside
 
 
 class RunLogger:
@@ -46,8 +46,8 @@ class CsvLogger(RunLogger):
             with open(path, newline="") as handle:
                 kept = [row for row in csv.DictReader(handle) if int(row["samples"]) <= resume_step]
         if kept:
-            tmp = path.with_name(f".{path.name}.tmp")
-            with open(tmp, "w", newline="") as handle:
+            fd, tmp = temporary_beside(path)
+            with os.fdopen(fd, "w", newline="") as handle:
                 writer = csv.DictWriter(handle, fieldnames=list(kept[0]))
                 writer.writeheader()
                 writer.writerows(kept)

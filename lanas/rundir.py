@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -40,11 +41,34 @@ NON_PARAMETERS = frozenset({*RESULT_NEUTRAL_KEYS, "seed", "scale", "n_seeds", "b
                             "evaluator.checkpoint"})
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_FILE_MODE = 0o666 & ~_umask()
+
+
+def temporary_beside(path: Path) -> tuple[int, Path]:
+    """A new, uniquely named temporary file next to ``path`` (``.<name>.<random>.tmp``), as ``(fd, path)``.
+
+    Unique names: two writers (even two processes, which the run-directory lock should prevent) never
+    write into the same temporary file. The mode is what ``open`` would give (mkstemp's is 0600).
+    """
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, _FILE_MODE)
+    except OSError:
+        pass
+    return fd, Path(name)
+
+
 def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
     """Write JSON next to ``path`` and rename it into place: readers never see half a file."""
-    tmp = path.with_name(f".{path.name}.tmp")
+    fd, tmp = temporary_beside(path)
     try:
-        with open(tmp, "w") as handle:
+        with os.fdopen(fd, "w") as handle:
             json.dump(payload, handle, indent=2)
             handle.write("\n")
             handle.flush()
