@@ -40,7 +40,7 @@ def _stopped_before_the_search(err: BaseException, out_dir: str | Path, cfg: Dic
 def main(cfg: DictConfig) -> float | None:
     out_dir = cfg.get("resume") or HydraConfig.get().runtime.output_dir
     try:
-        summary = run(cfg, out_dir)
+        summary = run(cfg, out_dir, overrides=list(HydraConfig.get().overrides.task))
     except RunInterrupted as err:
         print(f"interrupted: {err}", file=sys.stderr)
         sys.exit(err.exit_code)  # 130 for SIGINT, 143 for SIGTERM, as a shell would report

@@ -149,6 +149,16 @@ class _SafeUnpickler(pickle.Unpickler):
 _Unpickler = _SafeUnpickler  # the name older code and tests use
 
 
+class _Placeholders(dict):
+    """Externals for :meth:`Checkpointer.verify`: every reference resolves to None."""
+
+    def __contains__(self, key: object) -> bool:
+        return True
+
+    def __getitem__(self, key: Any) -> None:
+        return None
+
+
 def flatten(config: Any, prefix: str = "") -> dict[str, Any]:
     """``{"a": {"b": 1}}`` -> ``{"a.b": 1}`` (lists stay values)."""
     if not isinstance(config, dict):
@@ -216,6 +226,19 @@ class Checkpointer:
             raise self._unreadable(err) from err
         if not isinstance(header, dict) or header.get("format") != FORMAT or not isinstance(header.get("config"), dict):
             raise self._unreadable(ValueError(f"not a lanas checkpoint of format {FORMAT}"))
+        return header
+
+    def verify(self) -> dict[str, Any]:
+        """The header, after reading the whole file through the restricted unpickler (the space's and
+        evaluator's references left empty): a checkpoint naming anything outside the allowlist is
+        refused here, before a run directory is touched or anything is built."""
+        header = self.read_header()
+        try:
+            with open(self.path, "rb") as handle:
+                _SafeUnpickler(handle).load()
+                _SafeUnpickler(handle, _Placeholders()).load()
+        except self._READ_ERRORS as err:
+            raise self._unreadable(err) from err
         return header
 
     def load(self) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -1,0 +1,292 @@
+"""Issue 14: no run can be corrupted or hijacked.
+
+- a checkpoint cannot run code, wherever it is read (complete run, ``resume=``, a refused config, a
+  restarted sweep): the payload is refused by name, in one line, exit 2, before anything runs;
+- one process per run directory: a second one stops at once naming the holder's PID; a SIGKILLed
+  holder releases the lock;
+- a refused job leaves every byte of the finished run as it was, ``.hydra/`` included, and reports
+  read the configuration the run recorded when it started.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from lanas.app import run
+from lanas.checkpoint import Checkpointer, CheckpointError, allowed_global
+from lanas.config import compose_config
+from lanas.errors import ConfigError
+from lanas.rundir import LOCK, RUN_CONFIG, lock_run_dir, read_overrides, unlock_run_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+FAST = ["logger=none", "progress=false", "trace_timing=false"]
+
+
+def run_py(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    flags = [arg for arg in args if arg.startswith("-")]  # argparse: -m before the overrides
+    overrides = [arg for arg in args if not arg.startswith("-")]
+    return subprocess.run([sys.executable, str(ROOT / "run.py"), *flags, *FAST, *overrides], cwd=ROOT,
+                          env=_env(), capture_output=True, text=True, timeout=timeout)
+
+
+def _env() -> dict[str, str]:
+    env = {**os.environ, "WANDB_MODE": "offline", "OMP_NUM_THREADS": "1"}
+    env.pop("HYDRA_FULL_ERROR", None)
+    return env
+
+
+def start_py(*args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, str(ROOT / "run.py"), *FAST, *args], cwd=ROOT, env=_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def one_error_line(result: subprocess.CompletedProcess, *fragments: str) -> str:
+    assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+    return lines[0]
+
+
+def digests(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def rows(trace: Path) -> list[dict[str, str]]:
+    with open(trace, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+# --- 1. checkpoints cannot run code -------------------------------------------------------------------
+
+class Payload:
+    """Unpickling this runs a shell command that creates ``marker``."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+class ProjectFunction:
+    """Unpickling this would call a function of the project (it writes any file it is given)."""
+
+    def __init__(self, target: Path) -> None:
+        self.target = target
+
+    def __reduce__(self):
+        from lanas.rundir import write_json_atomic
+
+        return write_json_atomic, (self.target, {"pwned": True})
+
+
+def plant(run_dir: Path, marker: Path, where: str) -> None:
+    """Replace the run's checkpoint by one carrying ``Payload`` in its header or in its state."""
+    header = Checkpointer(run_dir, 1, {}, {}).read_header()
+    path = run_dir / "checkpoint.pkl"
+    with open(path, "wb") as handle:
+        if where == "header":
+            pickle.dump({**header, "evil": Payload(marker)}, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        else:
+            pickle.dump(header, handle, protocol=pickle.HIGHEST_PROTOCOL)
+            pickle.dump({"searcher": Payload(marker), "loop": None}, handle, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def test_a_crafted_checkpoint_is_refused_before_it_runs(tmp_path):
+    """Every way run.py reads a checkpoint: a complete run, ``resume=`` of an incomplete one, a run
+    refused for a different config; the payload in the header and in the state."""
+    common = ["budget=120", "stop_at_optimum=false", "checkpoint_every=20"]
+    cases = {
+        "complete": ("header", [f"hydra.run.dir={{d}}"]),
+        "resume-header": ("header", ["resume={d}"]),
+        "resume-state": ("state", ["resume={d}"]),
+        "other-config": ("header", ["hydra.run.dir={d}", "searcher.Cp=0.5"]),
+    }
+    for name, (where, args) in cases.items():
+        run_dir, marker = tmp_path / name, tmp_path / f"{name}.marker"
+        run(compose_config(*FAST, *common), run_dir)
+        if name != "complete":  # an incomplete run: what a resume would continue
+            summary = json.loads((run_dir / "summary.json").read_text())
+            (run_dir / "summary.json").write_text(json.dumps({**summary, "complete": False}))
+        plant(run_dir, marker, where)
+        before = digests(run_dir)
+        result = run_py(*common, *(arg.format(d=run_dir) for arg in args))
+        one_error_line(result, "posix.system", str(run_dir / "checkpoint.pkl"), "refused without running it")
+        assert not marker.exists(), f"{name}: the payload ran"
+        assert digests(run_dir) == before, f"{name}: the run directory changed"
+
+
+def test_a_restarted_sweep_refuses_a_crafted_checkpoint(tmp_path):
+    sweep, marker = tmp_path / "sweep", tmp_path / "marker"
+    args = ("-m", "budget=60", "stop_at_optimum=false", "searcher.Cp=0.1,0.2", f"hydra.sweep.dir={sweep}")
+    assert run_py(*args).returncode == 0
+    plant(sweep / "0", marker, "header")
+    one_error_line(run_py(*args), "posix.system", str(sweep / "0" / "checkpoint.pkl"))
+    assert not marker.exists()
+
+
+def test_the_allowlist_holds_no_function_of_the_project(tmp_path):
+    run_dir = tmp_path / "run"
+    run(compose_config(*FAST, "budget=30", "stop_at_optimum=false"), run_dir)
+    header = Checkpointer(run_dir, 1, {}, {}).read_header()
+    target = tmp_path / "written.json"
+    with open(run_dir / "checkpoint.pkl", "wb") as handle:
+        pickle.dump({**header, "evil": ProjectFunction(target)}, handle)
+    with pytest.raises(CheckpointError) as info:
+        Checkpointer(run_dir, 1, {}, {}).read_header()
+    assert "lanas.rundir.write_json_atomic" in str(info.value) and not target.exists()
+    assert not allowed_global("builtins", "eval") and not allowed_global("subprocess", "Popen")
+    assert not allowed_global("lanas.searchers", "__import__") and allowed_global("numpy", "dtype")
+
+
+@pytest.mark.parametrize("searcher", sorted(p.stem for p in (ROOT / "conf" / "searcher").glob("*.yaml")))
+def test_every_searchers_checkpoint_passes_the_allowlist(searcher, tmp_path):
+    """What a real checkpoint holds is allowed: a clean stop at sample 60 of 120 resumes to the end."""
+    cfg = compose_config(*FAST, f"searcher={searcher}", "budget=120", "stop_at_optimum=false",
+                         "benchmark.reward=sampled", "checkpoint_every=30")
+    run(cfg, tmp_path)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    (tmp_path / "summary.json").write_text(json.dumps({**summary, "complete": False}))
+    header, state = Checkpointer(tmp_path, 1, {}, _AnyExternal()).load()
+    assert header["num_samples"] == 120 and state["loop"].num_samples == 120
+
+
+class _AnyExternal(dict):
+    def __contains__(self, key):
+        return True
+
+    def __getitem__(self, key):
+        return None
+
+
+# --- 2. one process per run directory -----------------------------------------------------------------
+
+def _wait_for_rows(path: Path, count: int, proc: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and len(path.read_text().splitlines()) > count:
+            return
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    raise AssertionError(f"{path} did not reach {count} rows")
+
+
+def test_a_second_process_on_the_same_folder_stops_at_once(tmp_path):
+    run_dir = tmp_path / "run"
+    args = ("budget=2000", "stop_at_optimum=false", "checkpoint_every=100", f"hydra.run.dir={run_dir}")
+    first = start_py(*args)
+    try:
+        _wait_for_rows(run_dir / "trace.csv", 50, first)
+        first.send_signal(signal.SIGSTOP)  # holds the lock, mid-run, for as long as the test needs
+        try:
+            assert (run_dir / LOCK).read_text().strip() == str(first.pid)
+            for second_args in (args, (*args[:-1], f"resume={run_dir}"), (*args, "seed=1")):
+                started = time.monotonic()
+                second = run_py(*second_args, timeout=60)
+                one_error_line(second, str(run_dir), f"PID {first.pid}", "in use by another lanas process")
+                assert time.monotonic() - started < 30
+        finally:
+            first.send_signal(signal.SIGCONT)
+        out, err = first.communicate(timeout=300)
+        assert first.returncode == 0, err
+    finally:
+        first.kill()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    trace = rows(run_dir / "trace.csv")
+    assert summary["complete"] is True and summary["seed"] == 0
+    assert [int(r["sample"]) for r in trace] == list(range(1, 2001))
+    assert b"\0" not in (run_dir / "trace.csv").read_bytes()
+
+
+def test_a_sigkilled_holder_releases_the_lock(tmp_path):
+    run_dir = tmp_path / "run"
+    args = ("budget=2000", "stop_at_optimum=false", "checkpoint_every=100")
+    first = start_py(*args, f"hydra.run.dir={run_dir}")
+    _wait_for_rows(run_dir / "trace.csv", 250, first)
+    first.send_signal(signal.SIGKILL)
+    first.communicate(timeout=60)
+    resumed = run_py(*args, f"resume={run_dir}")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["complete"] is True and summary["resumes"] == 1
+    assert [int(r["sample"]) for r in rows(run_dir / "trace.csv")] == list(range(1, 2001))
+
+
+def test_in_process_runs_take_and_release_the_lock(tmp_path):
+    cfg = compose_config(*FAST, "budget=40", "stop_at_optimum=false")
+    run(cfg, tmp_path)
+    run(cfg, tmp_path)  # the same process, after the first run released it
+    child = subprocess.run([sys.executable, "-c", (
+        "import sys; from lanas.rundir import lock_run_dir; lock_run_dir(sys.argv[1]); print('locked')"),
+        str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert child.stdout.strip() == "locked", child.stderr
+    assert lock_run_dir(tmp_path)
+    try:
+        child = subprocess.run([sys.executable, "-c", (
+            "import sys; from lanas.app import guard_run_dir; guard_run_dir(sys.argv[1], {})"),
+            str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert child.returncode != 0
+        assert f"PID {os.getpid()}" in child.stderr and "in use by another lanas process" in child.stderr
+    finally:
+        unlock_run_dir(tmp_path)
+
+
+def test_temporary_files_have_unique_names(tmp_path):
+    from lanas.rundir import temporary_beside
+
+    names = set()
+    for _ in range(5):
+        fd, path = temporary_beside(tmp_path / "checkpoint.pkl")
+        os.close(fd)
+        names.add(path.name)
+        assert path.name.startswith(".checkpoint.pkl.") and path.name.endswith(".tmp")
+    assert len(names) == 5
+
+
+# --- 3. a refused job leaves the finished run untouched -----------------------------------------------
+
+def test_a_refused_run_leaves_every_file_untouched(tmp_path):
+    run_dir = tmp_path / "run"
+    args = ("budget=100", "stop_at_optimum=false", f"hydra.run.dir={run_dir}")
+    assert run_py(*args).returncode == 0
+    before = digests(run_dir)
+    assert ".hydra/overrides.yaml" in before and ".hydra/config.yaml" in before and RUN_CONFIG in before
+    one_error_line(run_py(*args, "searcher.Cp=0.5"), "searcher.Cp: 0.1 -> 0.5")
+    assert digests(run_dir) == before
+
+
+def test_a_refused_sweep_job_leaves_its_run_untouched_and_reports_read_the_recorded_config(tmp_path):
+    sweep = tmp_path / "sweep"
+    common = ("-m", "budget=60", "stop_at_optimum=false", f"hydra.sweep.dir={sweep}")
+    assert run_py(*common, "searcher.Cp=0.1,0.2").returncode == 0
+    before = digests(sweep / "0")  # the job's run (the sweep's own multirun.yaml describes the last sweep)
+    assert read_overrides(sweep / "0")["searcher.Cp"] == 0.1
+    one_error_line(run_py(*common, "searcher.Cp=0.5,0.2"), "searcher.Cp: 0.1 -> 0.5")
+    assert digests(sweep / "0") == before
+    # reports prefer run_config.json, which lanas writes once, over Hydra's file
+    (sweep / "0" / ".hydra" / "overrides.yaml").write_text("- searcher.Cp=0.9\n")
+    assert read_overrides(sweep / "0")["searcher.Cp"] == 0.1
+    assert json.loads((sweep / "0" / RUN_CONFIG).read_text())["config"]["searcher"]["Cp"] == 0.1
+
+
+def test_a_run_killed_before_its_first_checkpoint_refuses_another_config(tmp_path):
+    cfg = compose_config(*FAST, "budget=40", "stop_at_optimum=false")
+    run(cfg, tmp_path)
+    (tmp_path / "checkpoint.pkl").unlink()
+    (tmp_path / "summary.json").unlink()
+    with pytest.raises(ConfigError, match="different config"):
+        run(compose_config(*FAST, "budget=40", "stop_at_optimum=false", "seed=1"), tmp_path)
