@@ -290,3 +290,91 @@ def test_a_run_killed_before_its_first_checkpoint_refuses_another_config(tmp_pat
     (tmp_path / "summary.json").unlink()
     with pytest.raises(ConfigError, match="different config"):
         run(compose_config(*FAST, "budget=40", "stop_at_optimum=false", "seed=1"), tmp_path)
+
+
+# --- 4. NAS-Bench-101 subset tables are validated ---------------------------------------------------------
+
+def _subset(n: int = 4) -> dict:
+    return {
+        "key": [f"{i:032x}" for i in range(n)],
+        "4_final_validation_accuracy": [0.5 + i / 100 for i in range(n)],
+        "108_final_validation_accuracy": [0.9 + i / 100 for i in range(n)],
+        "final_training_time": [100.0 * (i + 1) for i in range(n)],
+        "trainable_parameters": [1000 * (i + 1) for i in range(n)],
+    }
+
+
+def _edit(**changes):
+    def make() -> str:
+        data = _subset()
+        for column, (index, value) in changes.items():
+            data[column][index] = value
+        return json.dumps(data)
+    return make
+
+
+BAD_TABLES = {
+    "infinity": (_edit(**{"108_final_validation_accuracy": (2, float("inf"))}),
+                 ["108_final_validation_accuracy[2]", "Infinity", "finite"]),
+    "nan": (_edit(**{"4_final_validation_accuracy": (1, float("nan"))}), ["4_final_validation_accuracy[1]", "finite"]),
+    "percent": (lambda: json.dumps({**_subset(), "108_final_validation_accuracy": [94.67, 93.1, 92.0, 91.0]}),
+                ["108_final_validation_accuracy[0]", "94.67", "[0, 1]", "percentage"]),
+    "negative": (_edit(**{"4_final_validation_accuracy": (0, -0.1)}), ["[0, 1]"]),
+    "string-accuracy": (_edit(**{"4_final_validation_accuracy": (3, "0.9")}), ["finite number"]),
+    "duplicate-json-key": (lambda: json.dumps(_subset())[:-1] + ', "108_final_validation_accuracy": [0.99, 0.1, 0.1, 0.1]}',
+                           ["'108_final_validation_accuracy'", "appears once"]),
+    "duplicate-hash": (_edit(key=(3, f"{1:032x}")), ["key[3]", "also key[1]"]),
+    "long-hash": (_edit(key=(0, "0" * 36)), ["key[0]", "32 lowercase hex"]),
+    "upper-hash": (_edit(key=(0, "A" * 32)), ["key[0]", "32 lowercase hex"]),
+    "key-object": (lambda: json.dumps({**_subset(), "key": {"a": 1}}), ["'key'", "list of module hashes"]),
+    "null-params": (_edit(trainable_parameters=(2, None)), ["trainable_parameters[2]", "= null", "integer"]),
+    "float-params": (_edit(trainable_parameters=(1, 1.5)), ["trainable_parameters[1]", "integer"]),
+    "non-ascii-key": (lambda: json.dumps({**_subset(), "clé": [1, 2, 3, 4]}), ["'clé'", "ASCII"]),
+    "bad-time": (_edit(final_training_time=(0, -5.0)), ["final_training_time[0]", ">= 0"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_TABLES))
+def test_a_bad_subset_table_is_refused_in_one_line(case, tmp_path):
+    from lanas.errors import BenchmarkDataError
+    from lanas.nasbench101.table import load_table
+
+    make, fragments = BAD_TABLES[case]
+    path = tmp_path / "subset.json"
+    path.write_text(make(), encoding="utf-8")
+    with pytest.raises(BenchmarkDataError) as info:
+        load_table(path)
+    message = str(info.value)
+    assert "\n" not in message and len(message) <= 300, message
+    for fragment in (str(path), *fragments):
+        assert fragment in message, (fragment, message)
+
+
+def test_a_good_subset_table_loads_and_a_bad_one_stops_run_py(tmp_path):
+    from lanas.nasbench101.table import load_table
+
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps(_subset()))
+    table = load_table(good)
+    assert table.hashes.shape == (4,) and table.trainable_parameters.tolist() == [1000, 2000, 3000, 4000]
+    bad = tmp_path / "bad.json"
+    bad.write_text(BAD_TABLES["infinity"][0]())
+    result = run_py("benchmark=nasbench101", "search_space=nasbench101", f"benchmark.path={bad}",
+                    "benchmark.reward=val_mean", f"hydra.run.dir={tmp_path / 'run'}")
+    one_error_line(result, str(bad), "finite")
+    directory = run_py("benchmark=nasbench101", "search_space=nasbench101", f"benchmark.path={tmp_path}",
+                       "benchmark.reward=val_mean", f"hydra.run.dir={tmp_path / 'run2'}")
+    one_error_line(directory, str(tmp_path), "is a directory")
+
+
+@pytest.mark.skipif(not (ROOT.parent / "shared" / "data" / "nb101-subset" / "data-20k.json").is_file()
+                    and not Path("/work/shared/data/nb101-subset/data-20k.json").is_file(),
+                    reason="needs ../shared/data/nb101-subset/data-20k.json (the real 20k slice)")
+def test_the_real_20k_slice_passes_validation():
+    from lanas.nasbench101.table import load_table
+
+    path = ROOT.parent / "shared" / "data" / "nb101-subset" / "data-20k.json"
+    if not path.is_file():
+        path = Path("/work/shared/data/nb101-subset/data-20k.json")
+    table = load_table(path)
+    assert table.hashes.shape == (20001,)
