@@ -18,7 +18,7 @@ from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from lanas.checkpoint import Checkpointer, config_diff, external_objects
-from lanas.cli import one_line_error  # noqa: F401  (re-exported: the app's one-line errors)
+from lanas.cli import error_line, one_line_error  # noqa: F401  (one_line_error re-exported: the app's one-line errors)
 from lanas.errors import ConfigError, LanasError, require_int
 from lanas.evaluators.base import Evaluator
 from lanas.logging import RunLogger, SafeLogger
@@ -263,7 +263,7 @@ def mark_incomplete(out_dir: str | Path, cfg: DictConfig | None) -> None:
 
 def _refuse(err: LanasError) -> None:
     # Hydra turns a callback's exceptions into warnings and goes on: stop here instead.
-    print(f"error: {err}", file=sys.stderr, flush=True)
+    print(error_line(err), file=sys.stderr, flush=True)
     sys.exit(2)
 
 
@@ -343,6 +343,9 @@ class ResumeGuard(Callback):
         if mode != "fresh" or (out_dir / HYDRA_DIR).exists():
             with read_write(config.hydra), open_dict(config.hydra):
                 config.hydra.output_subdir = None
+                if mode == "complete":  # nothing to log: leave run.log alone (the folder may be read-only)
+                    config.hydra.job_logging = {"version": 1, "disable_existing_loggers": False,
+                                                  "root": {"level": "INFO", "handlers": []}}
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         if HydraConfig.get().mode != RunMode.MULTIRUN:

@@ -173,8 +173,13 @@ def flatten(config: Any, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def config_diff(saved: dict[str, Any], current: dict[str, Any],
-                ignore: tuple[str, ...] = RESULT_NEUTRAL_KEYS) -> list[str]:
+                ignore: tuple[str, ...] = RESULT_NEUTRAL_KEYS, limit: int = 3) -> list[str]:
     """``key: saved -> current`` for every setting that differs, ignoring keys that may change at resume."""
 
     def kept(key: str) -> bool:
@@ -182,11 +187,14 @@ def config_diff(saved: dict[str, Any], current: dict[str, Any],
 
     old, new = flatten(saved), flatten(current)
     missing = object()
-    return [
-        f"{key}: {old.get(key, '<unset>')!r} -> {new.get(key, '<unset>')!r}"
+    differences = [
+        f"{key}: {_short(old.get(key, '<unset>'))} -> {_short(new.get(key, '<unset>'))}"
         for key in sorted(set(old) | set(new))
         if kept(key) and old.get(key, missing) != new.get(key, missing)
     ]
+    if len(differences) > limit:  # a sane line: the first few name the problem
+        differences = [*differences[:limit], f"and {len(differences) - limit} more"]
+    return differences
 
 
 class Checkpointer:

@@ -378,3 +378,119 @@ def test_the_real_20k_slice_passes_validation():
         path = Path("/work/shared/data/nb101-subset/data-20k.json")
     table = load_table(path)
     assert table.hashes.shape == (20001,)
+
+
+# --- 5. one line for bad folders, full disks, read-only folders ------------------------------------------
+
+def test_bad_run_directories_end_in_one_line(tmp_path):
+    a_file = tmp_path / "a-file"
+    a_file.write_text("keep me\n")
+    one_error_line(run_py("budget=20", f"hydra.run.dir={a_file}"), str(a_file), "is a file, not a run directory")
+    assert a_file.read_text() == "keep me\n"
+    one_error_line(run_py("budget=20", f"hydra.run.dir={a_file}/run"), f"cannot write in {a_file}/run")
+    before = sorted(p.name for p in ROOT.iterdir())
+    one_error_line(run_py("budget=20", "hydra.run.dir="), "hydra.run.dir is empty")
+    assert sorted(p.name for p in ROOT.iterdir()) == before  # nothing written into the repository
+    one_error_line(run_py("budget=20", "resume_ignore=abc", f"hydra.run.dir={tmp_path / 'r'}"),
+                   "resume_ignore must be a list of config keys, got 'abc'")
+    assert not (tmp_path / "r").exists()
+
+
+def _read_only(folder: Path):
+    """A read-only view of ``folder``: a read-only bind mount as root (chmod does not stop root), else chmod."""
+    if os.geteuid() != 0:
+        for path in [folder, *folder.rglob("*")]:
+            path.chmod(path.stat().st_mode & ~0o222)
+        return folder, lambda: [p.chmod(p.stat().st_mode | 0o200) for p in [folder, *folder.rglob("*")]]
+    view = folder.with_name(folder.name + "-ro")
+    view.mkdir()
+    bind = subprocess.run(["mount", "--bind", str(folder), str(view)], capture_output=True)
+    if bind.returncode != 0:
+        pytest.skip(f"root without mount: cannot make a read-only folder ({bind.stderr.decode().strip()})")
+    subprocess.run(["mount", "-o", "remount,bind,ro", str(view)], check=True)
+    return view, lambda: subprocess.run(["umount", str(view)], check=True)
+
+
+def test_a_read_only_folder(tmp_path):
+    run_dir = tmp_path / "run"
+    args = ("budget=50", "stop_at_optimum=false")
+    assert run_py(*args, f"hydra.run.dir={run_dir}").returncode == 0
+    before = digests(run_dir)
+    view, restore = _read_only(run_dir)
+    try:
+        with pytest.raises(OSError):
+            (view / "probe").write_text("x")
+        complete = run_py(*args, f"hydra.run.dir={view}")  # complete: its summary line all the same
+        assert complete.returncode == 0, complete.stderr
+        assert complete.stdout.startswith("lanas on nasbench201/cifar10 seed=0:") and complete.stderr == ""
+        one_error_line(run_py(*args, f"hydra.run.dir={view}/new"), f"cannot write in {view}/new")
+    finally:
+        restore()
+    assert digests(run_dir) == before
+
+
+def test_a_full_disk_while_writing_the_trace_is_one_line_and_resumable(tmp_path, monkeypatch):
+    import errno
+
+    from lanas.recorders import TraceWriter
+    from lanas.runner import RunWriteError
+
+    real_open = TraceWriter._open
+
+    class FullAfter:
+        def __init__(self, handle, limit):
+            self.handle, self.left = handle, limit
+
+        def write(self, text):
+            self.left -= len(text)
+            if self.left < 0:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            return self.handle.write(text)
+
+        def __getattr__(self, name):
+            return getattr(self.handle, name)
+
+    cfg = compose_config(*FAST, "budget=300", "stop_at_optimum=false", "checkpoint_every=50")
+    with monkeypatch.context() as patch:
+        patch.setattr(TraceWriter, "_open", lambda self, state, columns: FullAfter(real_open(self, state, columns),
+                                                                                    20000))
+        with pytest.raises(RunWriteError) as info:
+            run(cfg, tmp_path)
+    message = str(info.value)
+    assert "\n" not in message and "at sample 1" in message  # past the checkpoints at 50 and 100
+    for fragment in (str(tmp_path / "trace.csv"), "No space left on device", "its last checkpoint is intact",
+                     f"resume={tmp_path}"):
+        assert fragment in message, (fragment, message)
+    summary = run(cfg, tmp_path)  # space freed: the run continues from its checkpoint
+    assert summary["complete"] and summary["resumes"] == 1
+    assert [int(r["sample"]) for r in rows(tmp_path / "trace.csv")] == list(range(1, 301))
+
+
+def test_the_previous_checkpoint_is_intact_only_when_there_was_one(tmp_path, monkeypatch):
+    import errno
+
+    import lanas.checkpoint as checkpoint_module
+
+    def dump(self, obj):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(checkpoint_module._Pickler, "dump", dump)
+    with pytest.raises(CheckpointError) as info:
+        run(compose_config(*FAST, "budget=60", "stop_at_optimum=false", "checkpoint_every=20"), tmp_path)
+    assert "previous checkpoint is intact" not in str(info.value)
+    assert "no checkpoint was saved yet" in str(info.value) and "sample 20" in str(info.value)
+    assert not (tmp_path / "checkpoint.pkl").exists() and not list(tmp_path.glob(".*.tmp"))
+
+
+def test_error_lines_are_capped(tmp_path):
+    from lanas.cli import MAX_ERROR_LINE, error_line
+
+    long = error_line("x" * 900 + " resume with resume=/the/end")
+    assert len(long) <= MAX_ERROR_LINE and long.endswith("resume with resume=/the/end")
+    assert error_line("two\nlines") == "error: two lines"
+    run_dir = tmp_path / "run"
+    assert run_py("budget=30", "stop_at_optimum=false", f"hydra.run.dir={run_dir}").returncode == 0
+    changed = ("budget=31", "stop_at_optimum=true", "searcher.Cp=0.7", "searcher.tree_height=4",
+               "searcher.init_samples=12", "seed=3", "benchmark.reward=sampled", "dataset=cifar100")
+    line = one_error_line(run_py(*changed, f"hydra.run.dir={run_dir}"), "different config", "more")
+    assert len(line) <= MAX_ERROR_LINE, line
