@@ -236,3 +236,40 @@ def unlock_run_dir(run_dir: str | Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def lock_holder(run_dir: str | Path) -> str | None:
+    """The PID (as written in the lock file; "unknown" if none yet) of the process holding ``run_dir``'s
+    lock, or None when no process holds it. Checks without disturbing the holder."""
+    try:
+        fd = os.open(Path(run_dir) / LOCK, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+    finally:
+        os.close(fd)  # also releases the probe's own lock, if it got one
+    return None
+
+
+def locked_runs(root: str | Path) -> list[tuple[Path, str]]:
+    """Run directories under ``root`` (itself included) that a live process holds, with its PID."""
+    root = Path(root)
+    found = []
+    for lock in sorted([*root.glob(LOCK), *root.rglob(f"*/{LOCK}")]):
+        pid = lock_holder(lock.parent)
+        if pid is not None:
+            found.append((lock.parent, pid))
+    return found
+
+
+if __name__ == "__main__":  # python -m lanas.rundir <folder>...: which runs are still held, and by whom
+    import sys
+
+    held = [item for folder in (sys.argv[1:] or ["."]) for item in locked_runs(folder)]
+    for folder, pid in held:
+        print(f"{folder}\tPID {pid}")
+    if not held:
+        print("no run directory there is locked by a live process", file=sys.stderr)

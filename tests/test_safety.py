@@ -494,3 +494,63 @@ def test_error_lines_are_capped(tmp_path):
                "searcher.init_samples=12", "seed=3", "benchmark.reward=sampled", "dataset=cifar100")
     line = one_error_line(run_py(*changed, f"hydra.run.dir={run_dir}"), "different config", "more")
     assert len(line) <= MAX_ERROR_LINE, line
+
+
+# --- 7. folders still held by a live process (e.g. orphaned sweep workers) can be listed ----------------
+
+def test_locked_runs_lists_the_live_holders_only(tmp_path):
+    from lanas.rundir import lock_holder, locked_runs
+
+    run(compose_config(*FAST, "budget=20"), tmp_path / "done")  # finished: its lock file stays, unheld
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from lanas.rundir import lock_run_dir, claim_lock; lock_run_dir(sys.argv[1]); "
+        "claim_lock(sys.argv[1]); print('held', flush=True); time.sleep(60)"), str(tmp_path / "busy")],
+        cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert lock_holder(tmp_path / "done") is None and lock_holder(tmp_path / "busy") == str(holder.pid)
+        assert locked_runs(tmp_path) == [(tmp_path / "busy", str(holder.pid))]
+        listing = subprocess.run([sys.executable, "-m", "lanas.rundir", str(tmp_path)], cwd=ROOT,
+                                 capture_output=True, text=True, timeout=60)
+        assert listing.stdout == f"{tmp_path / 'busy'}\tPID {holder.pid}\n"
+    finally:
+        holder.kill()
+        holder.wait()
+    assert locked_runs(tmp_path) == []  # the kernel released it with the process
+
+
+def test_a_killed_sweep_parent_leaves_workers_that_a_restart_does_not_collide_with(tmp_path):
+    """SIGKILL a joblib sweep's parent: its loky workers go on with their jobs (orphans). The restarted
+    sweep stops at the first folder they hold, naming the worker's PID, instead of writing into it."""
+    from lanas.rundir import locked_runs
+
+    sweep = tmp_path / "sweep"
+    args = ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *FAST, "budget=15625",
+            "stop_at_optimum=false", "checkpoint_every=500", "seed=0,1", f"hydra.sweep.dir={sweep}"]
+    parent = subprocess.Popen([sys.executable, str(ROOT / "run.py"), *args], cwd=ROOT, env=_env(),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not locked_runs(sweep) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert locked_runs(sweep), "no sweep job started"
+        parent.kill()
+        parent.wait()
+        held = locked_runs(sweep)  # the orphans
+        assert held and all(pid != str(parent.pid) for _, pid in held)
+        before = {folder: (folder / "trace.csv").stat().st_size for folder, _ in held if (folder / "trace.csv").exists()}
+        again = run_py(*args[:1], *args[1:], timeout=300)
+        assert again.returncode != 0
+        errors = [line for line in again.stderr.splitlines() if line.startswith("error: ")]
+        assert len(errors) == 1 and "in use by another lanas process" in errors[0], again.stderr[-2000:]
+        held = locked_runs(sweep)  # the orphans may have started another job meanwhile
+        assert any(f"{folder} is in use" in errors[0] and f"PID {pid}" in errors[0] for folder, pid in held), errors[0]
+        for folder, pid in held:  # the orphans' runs were not disturbed: their traces only grew
+            trace = rows(folder / "trace.csv")
+            assert [int(r["sample"]) for r in trace] == list(range(1, len(trace) + 1))
+            assert (folder / "trace.csv").stat().st_size >= before.get(folder, 0)
+    finally:
+        try:
+            os.killpg(parent.pid, signal.SIGKILL)  # the orphans kept the parent's process group
+        except ProcessLookupError:
+            pass
