@@ -554,3 +554,28 @@ def test_a_killed_sweep_parent_leaves_workers_that_a_restart_does_not_collide_wi
             os.killpg(parent.pid, signal.SIGKILL)  # the orphans kept the parent's process group
         except ProcessLookupError:
             pass
+
+
+# --- 6. wandb online start-up is bounded, then offline with one warning line ------------------------------
+
+def test_wandb_online_without_a_server_falls_back_offline_quickly(tmp_path):
+    script = (
+        "import sys, time\n"
+        "from lanas.logging import WandbLogger\n"
+        "logger = WandbLogger(init_timeout=3)\n"
+        "assert logger.resolved_mode() == 'online'\n"
+        "start = time.monotonic()\n"
+        "logger.start({'seed': 0}, sys.argv[1], name='t')\n"
+        "print(round(time.monotonic() - start, 1))\n"
+        "logger.log(1, {'reward': 0.5}); logger.finish({'best_reward': 0.5})\n"
+    )
+    env = {**_env(), "WANDB_API_KEY": "a" * 40, "WANDB_BASE_URL": "http://127.0.0.1:9"}  # nothing listens on 9
+    env.pop("WANDB_MODE")
+    result = subprocess.run([sys.executable, "-c", script, str(tmp_path)], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert float(result.stdout.strip()) < 30
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
+    assert len(warnings) == 1 and "could not start online within 3 s" in warnings[0], result.stderr
+    assert "logging offline instead" in warnings[0] and not any("failed" in w for w in warnings)
+    assert list((tmp_path / "wandb").glob("offline-run-*")), "no offline run"
