@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import inspect
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import hydra.core.utils as hydra_utils
+import numpy as np
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import OverrideParseException
-from hydra.types import RunMode
 from hydra.experimental.callback import Callback
+from hydra.types import RunMode
 from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
