@@ -5,7 +5,7 @@ sample count) that can be read without building anything, then the *state*: the 
 (with its random generator inside), the evaluation generator and the loop's counters. Searchers hold
 references to the search space (and may hold its feature matrix); evaluators hold big tables. Those
 are not saved: :class:`_Pickler` writes a named reference instead (``persistent_id``) and
-:class:`_Unpickler` puts the freshly built objects of the resumed run in their place, so a
+:class:`_SafeUnpickler` puts the freshly built objects of the resumed run in their place, so a
 checkpoint stays small and a resumed searcher shares the objects the new process built.
 
 Writes go to a temporary file that is fsynced and renamed over the old checkpoint: a crash or a
