@@ -22,7 +22,7 @@ from lanas.errors import ConfigError, LanasError, require_int
 from lanas.evaluators.base import Evaluator
 from lanas.logging import RunLogger, SafeLogger
 from lanas.recorders import RunInfo
-from lanas.rundir import (CHECKPOINT, HYDRA_DIR, RESULT_NEUTRAL_KEYS, RUN_CONFIG, TRACE, RunDirBusy, claim_lock,
+from lanas.rundir import (CHECKPOINT, RESULT_NEUTRAL_KEYS, RUN_CONFIG, TRACE, RunDirBusy, claim_lock,
                           lock_run_dir, read_run_config, read_summary, unlock_run_dir, write_json_atomic)
 from lanas.runner import run_search
 from lanas.searchers.base import Searcher
@@ -309,9 +309,14 @@ def _install_hydra_hooks() -> None:
         return configure_log(*args, **kwargs)
 
     def save_config_once(cfg: Any, filename: str, output_dir: Path) -> None:
-        if (Path(output_dir) / filename).exists():
+        path = Path(output_dir) / filename
+        if path.exists():
             return
-        save_config(cfg, filename, output_dir)
+        try:
+            save_config(cfg, filename, output_dir)
+        except OSError as err:  # a full disk: no half-written file, and one line naming it
+            path.unlink(missing_ok=True)
+            raise OSError(err.errno, err.strerror, str(path)) from err
 
     hydra_utils.configure_log = locked_configure_log
     hydra_utils._save_config = save_config_once
@@ -339,7 +344,7 @@ class ResumeGuard(Callback):
             mode, _ = guard_run_dir(out_dir, run_config(config), resume_requested=bool(config.get("resume")))
         except LanasError as err:
             _refuse(err)
-        if mode != "fresh" or (out_dir / HYDRA_DIR).exists():
+        if mode != "fresh":  # a fresh start writes only the .hydra files missing (see _install_hydra_hooks)
             with read_write(config.hydra), open_dict(config.hydra):
                 config.hydra.output_subdir = None
                 if mode == "complete":  # nothing to log: leave run.log alone (the folder may be read-only)
