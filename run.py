@@ -20,7 +20,7 @@ try:
     from omegaconf import DictConfig, OmegaConf
 
     from lanas.app import ResumeGuard, mark_incomplete, run, with_stored_overrides
-    from lanas.cli import run_hydra_main
+    from lanas.cli import error_line, os_error_message, run_hydra_main
     from lanas.errors import LanasError
     from lanas.runner import RunInterrupted, summary_line
 except KeyboardInterrupt as _err:
@@ -40,12 +40,15 @@ def _stopped_before_the_search(err: BaseException, out_dir: str | Path, cfg: Dic
 def main(cfg: DictConfig) -> float | None:
     out_dir = cfg.get("resume") or HydraConfig.get().runtime.output_dir
     try:
-        summary = run(cfg, out_dir)
+        summary = run(cfg, out_dir, overrides=list(HydraConfig.get().overrides.task))
     except RunInterrupted as err:
         print(f"interrupted: {err}", file=sys.stderr)
         sys.exit(err.exit_code)  # 130 for SIGINT, 143 for SIGTERM, as a shell would report
     except LanasError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(error_line(err), file=sys.stderr)
+        sys.exit(2)
+    except OSError as err:
+        print(error_line(os_error_message(err)), file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt as err:
         _stopped_before_the_search(err, out_dir, cfg)
@@ -70,7 +73,7 @@ def cli() -> None:
         try:
             sys.argv[1:] = with_stored_overrides(sys.argv[1:])
         except LanasError as err:
-            print(f"error: {err}", file=sys.stderr)
+            print(error_line(err), file=sys.stderr)
             sys.exit(2)
         run_hydra_main(main)
         settle_stop_handlers()

@@ -8,19 +8,23 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import hydra.core.utils as hydra_utils
 import numpy as np
+from hydra.core.hydra_config import HydraConfig
 from hydra.errors import OverrideParseException
 from hydra.experimental.callback import Callback
+from hydra.types import RunMode
 from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from lanas.checkpoint import Checkpointer, config_diff, external_objects
-from lanas.cli import apply_torch_threads, one_line_error  # noqa: F401  (one_line_error: re-exported)
+from lanas.cli import apply_torch_threads, error_line, one_line_error  # noqa: F401  (one_line_error: re-exported)
 from lanas.errors import ConfigError, LanasError, require_int
 from lanas.evaluators.base import Evaluator
 from lanas.logging import RunLogger, SafeLogger
 from lanas.recorders import RunInfo
-from lanas.rundir import CHECKPOINT, RESULT_NEUTRAL_KEYS, TRACE, read_summary, write_json_atomic
+from lanas.rundir import (CHECKPOINT, RESULT_NEUTRAL_KEYS, RUN_CONFIG, TRACE, RunDirBusy, claim_lock,
+                          lock_run_dir, read_run_config, read_summary, unlock_run_dir, write_json_atomic)
 from lanas.runner import run_search
 from lanas.searchers.base import Searcher
 from lanas.spaces.base import FiniteSearchSpace, SearchSpace
@@ -138,7 +142,7 @@ def resume_mode(out_dir: str | Path, config: dict[str, Any], resume_requested: b
     summary = read_summary(out_dir)
     complete = bool(summary and summary.get("complete", True))
     if (out_dir / CHECKPOINT).exists():
-        header = Checkpointer(out_dir, 1, config, {}).read_header()
+        header = Checkpointer(out_dir, 1, config, {}).verify()  # nothing in it runs code
         differences = config_diff(header["config"], config, ignored_keys(config))
         if differences:
             raise ConfigError(
@@ -146,12 +150,59 @@ def resume_mode(out_dir: str | Path, config: dict[str, Any], resume_requested: b
                 "resume it with the original settings or give the new run another directory"
             )
         return "complete" if complete else "resume"
+    recorded = read_run_config(out_dir)
+    if recorded is not None and isinstance(recorded.get("config"), dict):
+        differences = config_diff(recorded["config"], config, ignored_keys(config))
+        if differences:
+            raise ConfigError(
+                f"{out_dir} holds a run with a different config ({'; '.join(differences)}); "
+                "resume it with the original settings or give the new run another directory"
+            )
     if complete:
         return "complete"  # finished, but no checkpoint to compare the config with
     stopped_before_start = summary is not None and summary.get("num_samples") == 0
     if resume_requested and not (out_dir / TRACE).exists() and not stopped_before_start:
         raise ConfigError(f"resume={out_dir} has no {CHECKPOINT} (nor {TRACE}): nothing to resume there")
     return "fresh"  # killed before its first checkpoint: redoing it from the start gives the same trace
+
+
+def guard_run_dir(out_dir: str | Path, config: dict[str, Any], resume_requested: bool = False) -> tuple[str, bool]:
+    """Lock ``out_dir`` for this process, then decide what to do in it: ``(mode, took)``.
+
+    ``mode`` is :func:`resume_mode`'s; ``took`` says whether this call took the lock (False: this process
+    already held it, e.g. from the Hydra callback). A folder locked by another live process, a path that
+    is a file, a folder that cannot be written (unless its run is complete: nothing to write then) and
+    the refusals of :func:`resume_mode` raise ConfigError; a refused folder is left as it was.
+    """
+    out_dir = Path(out_dir)
+    ignored_keys(config)  # resume_ignore must be a list of keys, whether or not there is a run to compare
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"{out_dir} is a file, not a run directory; give the run a directory (hydra.run.dir=...)")
+    if resume_requested and not out_dir.is_dir():
+        raise ConfigError(f"resume={out_dir} does not exist (give the run directory printed by the run)")
+    try:
+        took = lock_run_dir(out_dir)
+    except RunDirBusy as err:
+        pid = err.pid or "unknown"
+        raise ConfigError(
+            f"{out_dir} is in use by another lanas process (PID {pid}); wait for it to end or stop it "
+            f"(kill {pid}): two processes in one run directory would corrupt it"
+        ) from None
+    except OSError as err:  # the folder or its lock file cannot be created (read-only, disk full, ...)
+        if out_dir.is_dir() and resume_mode(out_dir, config, resume_requested) == "complete":
+            return "complete", False  # nothing to write: its summary can still be shown
+        raise ConfigError(
+            f"cannot write in {out_dir}: {err.strerror or err}; give the run a writable directory (hydra.run.dir=...)"
+        ) from None
+    try:
+        mode = resume_mode(out_dir, config, resume_requested)
+    except BaseException:
+        if took:
+            unlock_run_dir(out_dir)
+        raise
+    if mode != "complete":
+        claim_lock(out_dir)
+    return mode, took
 
 
 def _override_key(override: Any) -> tuple[str, str | None]:
@@ -181,10 +232,14 @@ def with_stored_overrides(args: list[str]) -> list[str]:
     folder = Path(str(resume[-1].value()))
     if not folder.is_dir():
         raise ConfigError(f"resume={folder} does not exist (give the run directory printed by the run)")
+    recorded = read_run_config(folder)
     stored_file = folder / ".hydra" / "overrides.yaml"
-    if not stored_file.is_file():
+    if recorded is not None and isinstance(recorded.get("overrides"), list):
+        stored = [str(line) for line in recorded["overrides"]]  # what the run was started with, never rewritten
+    elif stored_file.is_file():
+        stored = [str(line) for line in OmegaConf.load(stored_file)]
+    else:
         return args
-    stored = [str(line) for line in OmegaConf.load(stored_file)]
     given_keys = {_override_key(o) for o in given}
     kept = [o.input_line for o in parser.parse_overrides(stored)
             if _override_key(o) not in given_keys and o.key_or_group != "resume"]
@@ -215,49 +270,151 @@ def mark_incomplete(out_dir: str | Path, cfg: DictConfig | None, overrides: list
     })
 
 
-class ResumeGuard(Callback):
-    """Hydra callback: checks the run directory before Hydra writes anything into it.
+def _refuse(err: LanasError) -> None:
+    # Hydra turns a callback's exceptions into warnings and goes on: stop here instead.
+    print(error_line(err), file=sys.stderr, flush=True)
+    sys.exit(2)
 
-    A directory of a different config is refused before ``.hydra/`` is overwritten; a resumed or
-    finished run keeps its original ``.hydra/`` (how it was started) rather than the resume command.
+
+def _hydra_job_dir() -> Path | None:
+    """The run directory of the Hydra job being set up (None outside Hydra)."""
+    if not HydraConfig.initialized():
+        return None
+    out_dir = OmegaConf.select(HydraConfig.get(), "runtime.output_dir")
+    return Path(str(out_dir)) if out_dir else None
+
+
+def _lock_sweep_job() -> None:
+    """A sweep job's folder is locked before Hydra writes its log or ``.hydra/`` there (see below)."""
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return
+    out_dir = _hydra_job_dir()
+    if out_dir is None:
+        return
+    try:
+        if out_dir.exists() and not out_dir.is_dir():
+            raise ConfigError(f"{out_dir} is a file, not a run directory; give the sweep another hydra.sweep.dir")
+        lock_run_dir(out_dir)
+    except RunDirBusy as err:
+        _refuse(ConfigError(
+            f"{out_dir} is in use by another lanas process (PID {err.pid or 'unknown'}), e.g. a worker of an "
+            f"earlier sweep; wait for it to end or stop it (kill {err.pid or '<pid>'}), then run the sweep again"))
+    except LanasError as err:
+        _refuse(err)
+    except OSError as err:
+        _refuse(ConfigError(f"cannot write in {out_dir}: {err.strerror or err}"))
+
+
+def _install_hydra_hooks() -> None:
+    """Two wraps of Hydra's job set-up (``hydra.core.utils.run_job`` calls them by module name, before
+    the job's callbacks): a sweep job locks its folder before Hydra's logging opens ``run.log`` there,
+    and Hydra never rewrites a ``.hydra/`` file that exists, so a refused or resumed job leaves the
+    files of the run it found untouched (a single run is checked earlier, in ``on_run_start``)."""
+    if getattr(hydra_utils, "_lanas_hooks", False):
+        return
+    configure_log, save_config = hydra_utils.configure_log, hydra_utils._save_config
+
+    def locked_configure_log(*args: Any, **kwargs: Any) -> Any:
+        _lock_sweep_job()
+        return configure_log(*args, **kwargs)
+
+    def save_config_once(cfg: Any, filename: str, output_dir: Path) -> None:
+        path = Path(output_dir) / filename
+        if path.exists():
+            return
+        try:
+            save_config(cfg, filename, output_dir)
+        except OSError as err:  # a full disk: no half-written file, and one line naming it
+            path.unlink(missing_ok=True)
+            raise OSError(err.errno, err.strerror, str(path)) from err
+
+    hydra_utils.configure_log = locked_configure_log
+    hydra_utils._save_config = save_config_once
+    hydra_utils._lanas_hooks = True
+
+
+_install_hydra_hooks()
+
+
+class ResumeGuard(Callback):
+    """Hydra callback: locks the run directory and checks it before Hydra writes anything into it.
+
+    A directory of a different config, or one another process is running in, is refused with nothing
+    written; a resumed or finished run keeps its original ``.hydra/`` (how it was started) rather than
+    the resume command. The lock is held until the job ends (the process's end releases it anyway).
     """
 
     run_dir: Path | None = None  # the job's folder once chosen: a stop during Hydra's job set-up reads it
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        out_dir = Path(str(config.get("resume") or config.hydra.run.dir))
+        raw = config.get("resume") or OmegaConf.select(config, "hydra.run.dir")
+        if raw is None or not str(raw).strip():
+            _refuse(ConfigError("hydra.run.dir is empty; give the run a directory or leave the key out "
+                                "(default: outputs/<date>/<time>_...)"))
+        out_dir = Path(str(raw))
         ResumeGuard.run_dir = out_dir.absolute()
         try:
-            mode = resume_mode(out_dir, run_config(config), resume_requested=bool(config.get("resume")))
+            mode, _ = guard_run_dir(out_dir, run_config(config), resume_requested=bool(config.get("resume")))
         except LanasError as err:
-            # Hydra turns a callback's exceptions into warnings and goes on: stop here instead.
-            print(f"error: {err}", file=sys.stderr)
-            sys.exit(2)
-        if mode != "fresh":
+            _refuse(err)
+        if mode != "fresh":  # a fresh start writes only the .hydra files missing (see _install_hydra_hooks)
             with read_write(config.hydra), open_dict(config.hydra):
                 config.hydra.output_subdir = None
+                if mode == "complete":  # nothing to log: leave run.log alone (the folder may be read-only)
+                    config.hydra.job_logging = {"version": 1, "disable_existing_loggers": False,
+                                                  "root": {"level": "INFO", "handlers": []}}
+
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if HydraConfig.get().mode != RunMode.MULTIRUN:
+            return
+        out_dir = _hydra_job_dir()
+        if out_dir is None:
+            return
+        try:
+            guard_run_dir(out_dir, run_config(config))
+        except LanasError as err:
+            _refuse(err)
+
+    def on_job_end(self, config: DictConfig, **kwargs: Any) -> None:
+        out_dir = config.get("resume") or _hydra_job_dir()
+        if out_dir:
+            unlock_run_dir(out_dir)
 
 
-def run(cfg: DictConfig, out_dir: str | Path, group: str | None = None, tags: list[str] | None = None) -> dict:
+def run(cfg: DictConfig, out_dir: str | Path, group: str | None = None, tags: list[str] | None = None,
+        overrides: list[str] | None = None) -> dict:
     """Build everything from ``cfg``, run the search in ``out_dir`` and return its summary.
 
     ``out_dir`` (or ``cfg.resume``) holding a checkpoint of the same config continues that run; one
-    whose summary is complete is returned as it is, without redoing anything.
+    whose summary is complete is returned as it is, without redoing anything. The folder is locked
+    while the run works in it (another process there is refused, naming its PID); a fresh run records
+    its config and ``overrides`` (the command line's, for reports) in ``run_config.json``, once.
     """
     resume = cfg.get("resume")
     out_dir = Path(resume) if resume else Path(out_dir)
+    config = run_config(cfg)
+    mode, took = guard_run_dir(out_dir, config, resume_requested=bool(resume))
+    try:
+        return _run_locked(cfg, out_dir, mode, config, group, tags, overrides)
+    finally:
+        if took:
+            unlock_run_dir(out_dir)
+
+
+def _run_locked(cfg: DictConfig, out_dir: Path, mode: str, config: dict[str, Any], group: str | None,
+                tags: list[str] | None, overrides: list[str] | None) -> dict:
     every = require_int("checkpoint_every", cfg.get("checkpoint_every", DEFAULT_CHECKPOINT_EVERY), 1)
     trace_timing = cfg.get("trace_timing", True)
     if not isinstance(trace_timing, bool):
         raise ConfigError(f"trace_timing must be true or false, got {trace_timing!r}")
-    config = run_config(cfg)
-    mode = resume_mode(out_dir, config, resume_requested=bool(resume))
     if mode == "complete":
         return read_summary(out_dir)  # type: ignore[return-value]
 
     if cfg.get("evaluator") is not None:  # torch-based evaluators (supernet, train)
         apply_torch_threads(cfg.get("threads"))
     space, evaluator, searcher, info, eval_rng = prepare(cfg)
+    if read_run_config(out_dir) is None:  # written once, at the run's start; never rewritten
+        write_json_atomic(out_dir / RUN_CONFIG, {"config": config, "overrides": list(overrides or [])})
     checkpointer = Checkpointer(out_dir, every, config, external_objects(space, evaluator))
     state = None
     if mode == "resume":

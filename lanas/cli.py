@@ -152,6 +152,25 @@ def one_line_error(err: BaseException) -> str:
     return " ".join(lines) or type(err).__name__
 
 
+MAX_ERROR_LINE = 300
+
+
+def error_line(message: object, limit: int = MAX_ERROR_LINE) -> str:
+    """``error: <message>`` on one line of at most ``limit`` characters (whitespace runs collapsed; a
+    longer message keeps its start and its end, where our messages say what to do)."""
+    text = "error: " + " ".join(str(message).split())
+    if len(text) <= limit:
+        return text
+    head = limit * 2 // 3
+    return f"{text[:head]} ... {text[-(limit - head - 5):]}"
+
+
+def os_error_message(err: OSError) -> str:
+    """An OSError (disk full, read-only or missing folder) as what could not be done, and where."""
+    where = f" {err.filename}" if err.filename else ""
+    return f"cannot write{where}: {err.strerror or err}; free space or fix the permissions, then run the same command again"
+
+
 def run_hydra_main(main: Callable[[], Any]) -> None:
     """Run a ``@hydra.main`` function with one-line errors (``HYDRA_FULL_ERROR=1``: Hydra's own output)."""
     from hydra.errors import HydraException
@@ -164,8 +183,11 @@ def run_hydra_main(main: Callable[[], Any]) -> None:
     try:
         main()
     except (HydraException, OmegaConfBaseException) as err:
-        print(f"error: {one_line_error(err)}", file=sys.stderr)
+        print(error_line(one_line_error(err)), file=sys.stderr)
         sys.exit(2)
     except LanasError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(error_line(err), file=sys.stderr)
+        sys.exit(2)
+    except OSError as err:  # Hydra's own files (.hydra/, run.log) on a full disk or a read-only folder
+        print(error_line(os_error_message(err)), file=sys.stderr)
         sys.exit(2)

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from lanas.rundir import METRICS, read_overrides
+from lanas.rundir import METRICS, read_overrides, temporary_beside
 
 
 class RunLogger:
@@ -46,8 +46,8 @@ class CsvLogger(RunLogger):
             with open(path, newline="") as handle:
                 kept = [row for row in csv.DictReader(handle) if int(row["samples"]) <= resume_step]
         if kept:
-            tmp = path.with_name(f".{path.name}.tmp")
-            with open(tmp, "w", newline="") as handle:
+            fd, tmp = temporary_beside(path)
+            with os.fdopen(fd, "w", newline="") as handle:
                 writer = csv.DictWriter(handle, fieldnames=list(kept[0]))
                 writer.writeheader()
                 writer.writerows(kept)
@@ -86,11 +86,12 @@ class WandbLogger(RunLogger):
     """
 
     def __init__(self, project: str = "lanas", entity: str | None = None, mode: str | None = None,
-                 log_every: int = 1) -> None:
+                 log_every: int = 1, init_timeout: float = 10.0) -> None:
         self.project = project
         self.entity = entity
         self.mode = mode
         self.log_every = max(1, int(log_every))
+        self.init_timeout = float(init_timeout)
         self._run = None
 
     def _fail(self, what: str, err: BaseException) -> None:
@@ -129,11 +130,28 @@ class WandbLogger(RunLogger):
             import wandb
 
             group, job_type, tags = self.run_labels(config, Path(out_dir), group, tags)
-            self._run = wandb.init(
-                project=self.project, entity=self.entity, mode=self.resolved_mode(), dir=str(out_dir),
-                name=name, group=group, job_type=job_type, tags=tags, config=config, reinit="finish_previous",
-                settings=wandb.Settings(silent=True, console="off", x_disable_stats=True),
-            )
+            mode = self.resolved_mode()
+
+            def init(mode: str) -> Any:
+                # Online start-up is bounded (issue 14: 93 s of silence per job without a network).
+                timeouts = {"init_timeout": self.init_timeout, "login_timeout": self.init_timeout}
+                return wandb.init(
+                    project=self.project, entity=self.entity, mode=mode, dir=str(out_dir),
+                    name=name, group=group, job_type=job_type, tags=tags, config=config, reinit="finish_previous",
+                    settings=wandb.Settings(silent=True, console="off", x_disable_stats=True,
+                                            **(timeouts if mode == "online" else {})),
+                )
+
+            try:
+                self._run = init(mode)
+            except Exception as err:  # noqa: BLE001
+                if mode != "online":
+                    raise
+                reason = " ".join(f"{type(err).__name__}: {err}".split())[:120]
+                print(f"warning: wandb could not start online within {self.init_timeout:g} s ({reason}); "
+                      f"logging offline instead (upload later: wandb sync {out_dir}/wandb/offline-run-*)",
+                      file=sys.stderr, flush=True)
+                self._run = init("offline")
             self._run.define_metric("samples")
             self._run.define_metric("*", step_metric="samples")
         except Exception as err:  # noqa: BLE001 - any tracker failure must not stop the search

@@ -95,8 +95,11 @@ class TraceWriter(Recorder):
 
     def on_sample(self, record: Record, state: LoopState) -> None:
         row = (record.sample, self.space.to_string(record.arch), record.reward, record.best_reward)
-        self.writer.writerow(row + (f"{self.clock():.4f}",) if self.timing else row)
-        self.handle.flush()
+        try:
+            self.writer.writerow(row + (f"{self.clock():.4f}",) if self.timing else row)
+            self.handle.flush()
+        except OSError as err:  # e.g. a full disk: name the file in the one-line error
+            raise OSError(err.errno, err.strerror, str(self.path)) from err
 
     def sync(self) -> int:
         """Make every row so far durable (a power cut too) and return the file's size in bytes."""
@@ -105,7 +108,10 @@ class TraceWriter(Recorder):
         return os.fstat(self.handle.fileno()).st_size
 
     def close(self) -> None:
-        self.handle.close()
+        try:
+            self.handle.close()
+        except OSError:
+            pass  # the write that failed already reported it; what is on disk is what a crash leaves
 
 
 class CheckpointSaver(Recorder):

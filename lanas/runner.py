@@ -44,6 +44,10 @@ class RunInterrupted(LanasError):
         )
 
 
+class RunWriteError(LanasError):
+    """The run's files could not be written (disk full, folder made read-only): the search stopped."""
+
+
 class _StopFlag:
     """Signal handler: the first SIGINT/SIGTERM asks the loop to stop after the current sample; a second stops now."""
 
@@ -92,6 +96,22 @@ def run_search(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     state = state or LoopState()
+    try:
+        return _run_search(space, evaluator, searcher, info, out_dir, eval_rng, stop_at_optimum, logger, progress,
+                           checkpointer, state, trace_timing)
+    except OSError as err:
+        where = err.filename or out_dir
+        kept = ("its last checkpoint is intact" if checkpointer is not None and checkpointer.exists()
+                else "there is no checkpoint yet (a resume starts over)")
+        raise RunWriteError(
+            f"cannot write {where} at sample {state.num_samples}: {err.strerror or err}; the search stopped, "
+            f"{kept}; free space and resume with resume={out_dir}"
+        ) from err
+
+
+def _run_search(space: SearchSpace, evaluator: Evaluator, searcher: Searcher, info: RunInfo, out_dir: Path,
+                eval_rng: np.random.Generator, stop_at_optimum: bool, logger: RunLogger | None, progress: bool,
+                checkpointer: Checkpointer | None, state: LoopState, trace_timing: bool) -> dict[str, Any]:
     clock = Clock(state.elapsed_s)
     stop = _StopFlag()
     # summary.json is written before the tracker hears of the summary; every row a checkpoint counts is

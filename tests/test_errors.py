@@ -317,7 +317,8 @@ def _full_disk(monkeypatch: pytest.MonkeyPatch, where: str, at_checkpoint: int) 
         real_fsync = os.fsync
 
         def fsync(fd):
-            if os.readlink(f"/proc/self/fd/{fd}").endswith(".tmp"):
+            name = os.path.basename(os.readlink(f"/proc/self/fd/{fd}"))
+            if name.startswith(".checkpoint.pkl.") and name.endswith(".tmp"):  # a checkpoint's temporary file
                 calls["n"] += 1
                 if calls["n"] == at_checkpoint:
                     raise enospc

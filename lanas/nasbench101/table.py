@@ -20,12 +20,14 @@ import base64
 import binascii
 import hashlib
 import json
+import math
 import re
 import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from google.protobuf.message import DecodeError
@@ -239,30 +241,117 @@ def load_tfrecord(path: Path, verbose: bool = False, cache: Path | None = None) 
     )
 
 
-def load_subset_json(path: Path) -> Table:
-    """A subset table in the ``data-20k.json`` format: one repeat of final validation accuracy per budget."""
-    path = Path(path)
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``json.load``'s object hook: a key given twice is an error (plain JSON keeps the last one)."""
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise _DuplicateKey(key)
+        seen[key] = value
+    return seen
+
+
+def _shown(value: Any) -> str:
+    """A value as the file spells it (``Infinity``, ``null``), cut to a sane length."""
     try:
-        with open(path) as handle:
-            raw = json.load(handle)
-    except FileNotFoundError:
-        raise BenchmarkDataError(f"NAS-Bench-101 file {path} does not exist") from None
-    except (OSError, ValueError) as err:
-        raise BenchmarkDataError(f"cannot read NAS-Bench-101 subset {path}: {err}") from err
-    if not isinstance(raw, dict) or "key" not in raw:
-        raise BenchmarkDataError(f"{path}: expected a JSON object of parallel lists with a 'key' list of hashes")
-    budgets = sorted(int(k.split("_", 1)[0]) for k in raw if k.endswith("_final_validation_accuracy"))
-    if not budgets:
-        raise BenchmarkDataError(f"{path}: no '<epochs>_final_validation_accuracy' lists")
-    keys = np.array(raw["key"], dtype="S32")
+        text = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _validate_subset(path: Path, raw: dict[str, Any], budgets: list[int]) -> None:
+    """Every rule a subset file must follow; the first broken one as one line naming the file, the
+    entry and the rule (issue 14: an ``Infinity`` or a percentage became the global optimum)."""
+
+    def bad(where: str, rule: str) -> BenchmarkDataError:
+        return BenchmarkDataError(f"NAS-Bench-101 subset {path}: {where}: {rule}")
+
+    for name in raw:
+        if not name.isascii():
+            raise bad(f"key {name!r}", "keys must be ASCII (a known column name or '<epochs>_final_...')")
+    keys = raw["key"]
+    if not isinstance(keys, list):
+        raise bad("'key'", f"must be a list of module hashes, got a JSON {type(keys).__name__}")
+    first_seen: dict[str, int] = {}
+    for i, value in enumerate(keys):
+        if not isinstance(value, str) or not _HASH.match(value.encode("utf-8", "replace")):
+            raise bad(f"key[{i}] = {str(value)[:40]!r}", "a module hash is 32 lowercase hex digits")
+        if value in first_seen:
+            raise bad(f"key[{i}] = {_shown(value)}", f"a module hash appears once (also key[{first_seen[value]}])")
+        first_seen[value] = i
     n = len(keys)
     for name in [f"{e}_final_validation_accuracy" for e in budgets]:
-        if len(raw[name]) != n:
-            raise BenchmarkDataError(f"{path}: list {name!r} has {len(raw[name])} entries, 'key' has {n}")
+        column = raw[name]
+        if not isinstance(column, list) or len(column) != n:
+            size = len(column) if isinstance(column, list) else f"a JSON {type(column).__name__}"
+            raise bad(f"list {name!r}", f"must be a list of {n} accuracies, like 'key' (got {size})")
+        for i, value in enumerate(column):
+            if not _is_number(value) or not math.isfinite(value):
+                raise bad(f"{name}[{i}] (hash {keys[i]}) = {_shown(value)}", "an accuracy is a finite number")
+            if not 0.0 <= value <= 1.0:
+                hint = (" (this looks like a percentage: divide the file's accuracies by 100)"
+                        if 1.0 < value <= 100.0 else "")
+                raise bad(f"{name}[{i}] (hash {keys[i]}) = {_shown(value)}",
+                          f"an accuracy is a fraction in [0, 1]{hint}")
+    if "final_training_time" in raw:
+        column = raw["final_training_time"]
+        if not isinstance(column, list) or len(column) != n:
+            raise bad("list 'final_training_time'", f"must be a list of {n} numbers of seconds, like 'key'")
+        for i, value in enumerate(column):
+            if not _is_number(value) or not math.isfinite(value) or value < 0:
+                raise bad(f"final_training_time[{i}] (hash {keys[i]}) = {_shown(value)}",
+                          "a training time is a finite number of seconds >= 0")
+    if "trainable_parameters" in raw:
+        column = raw["trainable_parameters"]
+        if not isinstance(column, list) or len(column) != n:
+            raise bad("list 'trainable_parameters'", f"must be a list of {n} integers, like 'key'")
+        for i, value in enumerate(column):
+            if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**63:
+                raise bad(f"trainable_parameters[{i}] (hash {keys[i]}) = {_shown(value)}",
+                          "a parameter count is an integer >= 0")
+
+
+def load_subset_json(path: Path) -> Table:
+    """A subset table in the ``data-20k.json`` format: one repeat of final validation accuracy per budget.
+
+    Validated first (:func:`_validate_subset`): unique keys at every level, well-formed unique hashes,
+    finite accuracies in [0, 1], integer parameter counts.
+    """
+    path = Path(path)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            raw = json.load(handle, object_pairs_hook=_unique_pairs)
+    except FileNotFoundError:
+        raise BenchmarkDataError(f"NAS-Bench-101 file {path} does not exist") from None
+    except IsADirectoryError:
+        raise BenchmarkDataError(f"NAS-Bench-101 file {path} is a directory; give the .json file inside it") from None
+    except _DuplicateKey as err:
+        raise BenchmarkDataError(
+            f"NAS-Bench-101 subset {path}: key {str(err)[:60]!r}: a JSON key appears once in its object "
+            "(given twice, the last would silently win)") from None
+    except (OSError, ValueError) as err:
+        raise BenchmarkDataError(f"cannot read NAS-Bench-101 subset {path}: {str(err)[:200]}") from err
+    if not isinstance(raw, dict) or "key" not in raw:
+        raise BenchmarkDataError(f"{path}: expected a JSON object of parallel lists with a 'key' list of hashes")
+    budgets = sorted(int(k.split("_", 1)[0]) for k in raw
+                     if k.endswith("_final_validation_accuracy") and k.split("_", 1)[0].isascii()
+                     and k.split("_", 1)[0].isdigit())
+    if not budgets:
+        raise BenchmarkDataError(f"{path}: no '<epochs>_final_validation_accuracy' lists")
+    _validate_subset(path, raw, budgets)
+    keys = np.array(raw["key"], dtype="S32")
+    n = len(keys)
     order = np.argsort(keys, kind="stable")
     hashes = keys[order]
-    if len(np.unique(hashes)) != n:
-        raise BenchmarkDataError(f"{path}: 'key' lists some hash twice")
     val = np.stack([np.asarray(raw[f"{e}_final_validation_accuracy"], dtype=np.float64)[order] for e in budgets], 1)
     columns = {"final_validation_accuracy": val[:, :, None]}
     if "final_training_time" in raw:  # recorded for the largest budget only
@@ -277,6 +366,9 @@ def load_subset_json(path: Path) -> Table:
 def load_table(path: str | Path, verbose: bool = False, cache: Path | None = None) -> Table:
     """Table of an official ``.tfrecord`` (cached in folder ``cache``) or a subset ``.json``."""
     path = Path(path).expanduser()
+    if path.is_dir():
+        raise BenchmarkDataError(f"NAS-Bench-101 file {path} is a directory; give the .tfrecord or subset .json "
+                                 "file inside it (benchmark.path=...)")
     if path.suffix == ".json":
         return load_subset_json(path)
     return load_tfrecord(path, verbose=verbose, cache=cache)
