@@ -14,8 +14,11 @@ proposal; then a uniformly random unevaluated architecture is proposed instead. 
 has samples; samples stay distinct evaluations, as for every other searcher.
 
 Architectures told without being proposed (e.g. by a caller that evaluates its own) are added to the
-study as finished trials. The whole study, sampler state included, is pickled with the searcher, so
-a checkpointed run continues exactly (checked by ``tests/test_searcher_contract.py``).
+study as finished trials. A pickled searcher holds no Optuna object (checkpoints are read through an
+allowlist of classes, see ``lanas/checkpoint.py``): only its trials as plain numbers and the
+sampler's two numpy random states; unpickling replays the trials into a new study and puts the
+states back, so a checkpointed run continues exactly (checked by ``tests/test_searcher_contract.py``
+and ``tests/test_resume.py``).
 
 Optuna 5's ``TPESampler()`` is multivariate by default; ``searcher=tpe`` sets ``multivariate=false``
 (the independent TPE of Bergstra et al. 2011) and ``searcher=tpe_multivariate`` sets
@@ -80,9 +83,7 @@ class TPESearcher(Searcher):
             )
         self.choices = [int(c) for c in choices]
         self._names = [f"d{i}" for i in range(len(self.choices))]
-        self._distributions = {
-            name: CategoricalDistribution(list(range(c))) for name, c in zip(self._names, self.choices)
-        }
+        self._distributions = self._make_distributions()
         self.seed = int(rng.integers(2**31))  # the sampler's seed: the run's seed decides it
         self._study: optuna.Study | None = None  # built on first use
         self._known: dict[Any, float] = {}  # arch key -> reward told
@@ -129,6 +130,37 @@ class TPESearcher(Searcher):
                 "repeats": self.repeats, "fallbacks": self.fallbacks}
 
     # ------------------------------------------------------------------ Optuna
+    def _make_distributions(self) -> dict[str, CategoricalDistribution]:
+        return {name: CategoricalDistribution(list(range(c))) for name, c in zip(self._names, self.choices)}
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        study = state.pop("_study")
+        del state["_distributions"]
+        if study is not None:
+            state["_trials"] = [
+                (t.state.name, [int(t.params[name]) for name in self._names] if t.params else None, t.value)
+                for t in study.get_trials(deepcopy=False)
+            ]
+            sampler = study.sampler
+            state["_rng_states"] = (sampler._rng.rng, sampler._random_sampler._rng.rng)  # numpy RandomStates
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        trials, rng_states = state.pop("_trials", None), state.pop("_rng_states", None)
+        self.__dict__.update(state)
+        self._distributions = self._make_distributions()
+        self._study = None
+        if trials is None:
+            return
+        study = self.study
+        for state_name, params, value in trials:  # in order: trial numbers come back as they were
+            study.add_trial(optuna.trial.create_trial(
+                params=dict(zip(self._names, params)) if params is not None else None,
+                distributions=self._distributions if params is not None else None,
+                state=TrialState[state_name], value=value))
+        study.sampler._rng._rng, study.sampler._random_sampler._rng._rng = rng_states
+
     @property
     def study(self) -> optuna.Study:
         if self._study is None:
