@@ -5,16 +5,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from lanas.cli import install_stop_handlers, interrupted_exit, quiet_third_party, settle_stop_handlers
+from lanas.cli import interrupted_exit, settle_stop_handlers, starting
 
-if __name__ == "__main__":
-    # Before the heavy imports and the tracker's start-up: a Ctrl-C or SIGTERM at any moment ends
-    # with one line and exit 130 / 143 (the search loop installs its own handler while it runs).
-    install_stop_handlers()
-
-try:
-    if __name__ == "__main__":
-        quiet_third_party()  # inside the try: a stop may land here already
+# Before the heavy imports and the tracker's start-up: a Ctrl-C or SIGTERM at any moment ends with
+# one line and exit 130 / 143 (the search loop installs its own handler while it runs).
+with starting(__name__ == "__main__"):
     import hydra
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import DictConfig, OmegaConf
@@ -23,10 +18,6 @@ try:
     from lanas.cli import error_line, os_error_message, run_hydra_main
     from lanas.errors import LanasError
     from lanas.runner import RunInterrupted, summary_line
-except KeyboardInterrupt as _err:
-    if __name__ != "__main__":
-        raise
-    interrupted_exit(_err, "while starting; nothing written")
 
 
 def _stopped_before_the_search(err: BaseException, out_dir: str | Path, cfg: DictConfig | None) -> None:

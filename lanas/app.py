@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from lanas.checkpoint import Checkpointer, config_diff, external_objects
 from lanas.cli import apply_torch_threads, error_line, one_line_error  # noqa: F401  (one_line_error: re-exported)
-from lanas.errors import ConfigError, LanasError, require_int
+from lanas.errors import ConfigError, LanasError, require_bool, require_int
 from lanas.evaluators.base import Evaluator
 from lanas.logging import RunLogger, SafeLogger
 from lanas.recorders import RunInfo
@@ -404,9 +404,7 @@ def run(cfg: DictConfig, out_dir: str | Path, group: str | None = None, tags: li
 def _run_locked(cfg: DictConfig, out_dir: Path, mode: str, config: dict[str, Any], group: str | None,
                 tags: list[str] | None, overrides: list[str] | None) -> dict:
     every = require_int("checkpoint_every", cfg.get("checkpoint_every", DEFAULT_CHECKPOINT_EVERY), 1)
-    trace_timing = cfg.get("trace_timing", True)
-    if not isinstance(trace_timing, bool):
-        raise ConfigError(f"trace_timing must be true or false, got {trace_timing!r}")
+    trace_timing = require_bool("trace_timing", cfg.get("trace_timing", True))
     if mode == "complete":
         return read_summary(out_dir)  # type: ignore[return-value]
 

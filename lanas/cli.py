@@ -12,7 +12,8 @@ import os
 import signal
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from lanas.errors import LanasError
@@ -45,6 +46,23 @@ def install_stop_handlers() -> None:
     The search loop installs its own handler (stop after the current sample) while it runs."""
     for sig in STOP_SIGNALS:
         signal.signal(sig, _raise_early_stop)
+
+
+@contextmanager
+def starting(entry_point: bool) -> Iterator[None]:
+    """Around an entry point's heavy imports: when run as the program (``entry_point``), stop
+    handlers first and third-party noise off, and a stop meanwhile ends with one line; when imported
+    (tests, other modules) nothing changes and an interrupt propagates."""
+    if entry_point:
+        install_stop_handlers()
+    try:
+        if entry_point:
+            quiet_third_party()  # inside the try: a stop may land here already
+        yield
+    except KeyboardInterrupt as err:
+        if not entry_point:
+            raise
+        interrupted_exit(err, "while starting; nothing written")
 
 
 def _exit_on_second_stop(signum: int, frame: Any) -> None:

@@ -51,6 +51,13 @@ def require_float(key: str, value: object, minimum: float | None = None, maximum
     return value
 
 
+def require_bool(key: str, value: object) -> bool:
+    """``value`` as a bool (true / false in config), or a ConfigError naming ``key``."""
+    if not isinstance(value, bool) and type(value).__name__ != "bool_":
+        raise ConfigError(f"{key} must be true or false, got {value!r}")
+    return bool(value)
+
+
 def require_choice(key: str, value: object, allowed: tuple[str, ...] | list[str]) -> str:
     """``value`` if it is one of ``allowed``, or a ConfigError listing them."""
     if value not in allowed:

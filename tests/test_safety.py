@@ -111,7 +111,7 @@ def test_a_crafted_checkpoint_is_refused_before_it_runs(tmp_path):
     refused for a different config; the payload in the header and in the state."""
     common = ["budget=120", "stop_at_optimum=false", "checkpoint_every=20"]
     cases = {
-        "complete": ("header", [f"hydra.run.dir={{d}}"]),
+        "complete": ("header", ["hydra.run.dir={d}"]),
         "resume-header": ("header", ["resume={d}"]),
         "resume-state": ("state", ["resume={d}"]),
         "other-config": ("header", ["hydra.run.dir={d}", "searcher.Cp=0.5"]),

@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import optuna
 import pytest
 from optuna.trial import TrialState
 

@@ -36,17 +36,11 @@ import optuna
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState
 
-from lanas.errors import ConfigError, require_int
+from lanas.errors import ConfigError, require_bool, require_int
 from lanas.searchers.base import Searcher
 from lanas.spaces.base import Arch, FiniteSearchSpace, SearchSpace
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
-
-
-def _require_bool(key: str, value: object) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise ConfigError(f"{key} must be true or false, got {value!r}")
-    return bool(value)
 
 
 class TPESearcher(Searcher):
@@ -68,9 +62,9 @@ class TPESearcher(Searcher):
         super().__init__(space, rng)
         self.n_startup_trials = require_int("searcher.n_startup_trials", n_startup_trials, 0)
         self.n_ei_candidates = require_int("searcher.n_ei_candidates", n_ei_candidates, 1)
-        self.multivariate = _require_bool("searcher.multivariate", multivariate)
-        self.group = _require_bool("searcher.group", group)
-        self.constant_liar = _require_bool("searcher.constant_liar", constant_liar)
+        self.multivariate = require_bool("searcher.multivariate", multivariate)
+        self.group = require_bool("searcher.group", group)
+        self.constant_liar = require_bool("searcher.constant_liar", constant_liar)
         self.max_repeats = require_int("searcher.max_repeats", max_repeats, 0)
         self.name = "tpe_multivariate" if self.multivariate else "tpe"  # the preset, for messages
         if self.group and not self.multivariate:

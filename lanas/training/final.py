@@ -15,14 +15,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from lanas.cli import install_stop_handlers, interrupted_exit, quiet_third_party
+from lanas.cli import interrupted_exit, starting
 
-if __name__ == "__main__":
-    install_stop_handlers()  # before the heavy imports below: Ctrl-C at any moment gives one line
-
-try:
-    if __name__ == "__main__":
-        quiet_third_party()  # inside the try: a stop may land here already
+# Stop handlers before the heavy imports: Ctrl-C at any moment gives one line.
+with starting(__name__ == "__main__"):
     import hydra
     import lightning as L
     from omegaconf import DictConfig
@@ -33,10 +29,6 @@ try:
     from lanas.training.classifier import CellClassifier
     from lanas.training.data import CIFAR10DataModule
     from lanas.training.trainer import config_section, finish_loggers, fit_resumable, make_trainer
-except KeyboardInterrupt as _err:
-    if __name__ != "__main__":
-        raise
-    interrupted_exit(_err, "while starting; nothing written")
 
 CONF = str(Path(__file__).resolve().parents[2] / "conf")
 
