@@ -19,6 +19,8 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from lanas.checkpoint import Checkpointer, config_diff, external_objects
 from lanas.cli import apply_torch_threads, error_line, one_line_error  # noqa: F401  (one_line_error: re-exported)
+from lanas.engines.base import Engine
+from lanas.engines.select import check_parallel, check_workers, engine_name, make_engine
 from lanas.errors import ConfigError, LanasError, require_bool, require_int
 from lanas.evaluators.base import Evaluator
 from lanas.logging import RunLogger, SafeLogger
@@ -87,6 +89,10 @@ def prepare(cfg: DictConfig) -> tuple[SearchSpace, Evaluator, Searcher, RunInfo,
     """Build and validate everything a run needs; raises ConfigError before any search work."""
     seed = require_int("seed", cfg.seed, 0)
     evaluator_cfg = cfg.get("evaluator") or cfg.get("benchmark")
+    workers = require_int("workers", cfg.get("workers", 1), 1)
+    if workers > 1 and cfg.get("engine", "auto") != "simulated" and evaluator_cfg is not None \
+            and evaluator_cfg.get("_target_"):  # before building it: a supernet loads its network first
+        check_parallel(get_class(evaluator_cfg._target_), workers, evaluator_cfg.get("executor"))
     evaluator: Evaluator = build("benchmark" if cfg.get("evaluator") is None else "evaluator", evaluator_cfg)
     space = evaluator.candidate_space(build("search_space", cfg.search_space))
     searcher_rng, eval_rng = make_rngs(seed)
@@ -103,6 +109,10 @@ def prepare(cfg: DictConfig) -> tuple[SearchSpace, Evaluator, Searcher, RunInfo,
             f"budget={budget} is smaller than the {searcher.min_budget()} samples searcher={group_name(cfg, 'searcher')} "
             "needs before it starts searching (searcher.init_samples); raise budget or lower init_samples"
         )
+    workers = check_workers(cfg.get("workers", 1), space)
+    engine = engine_name(cfg.get("engine", "auto"), workers, evaluator)
+    if engine == "local":
+        check_parallel(evaluator, workers)
     info = RunInfo(
         searcher=group_name(cfg, "searcher"),
         search_space=space.name,
@@ -111,8 +121,16 @@ def prepare(cfg: DictConfig) -> tuple[SearchSpace, Evaluator, Searcher, RunInfo,
         seed=seed,
         budget=budget,
         extra={"searcher_params": searcher_params(cfg)},
+        workers=workers,
+        engine=engine,
     )
     return space, evaluator, searcher, info, eval_rng
+
+
+def prepare_engine(cfg: DictConfig, space: SearchSpace, evaluator: Evaluator, elapsed_s: float = 0.0) -> Engine | None:
+    """The run's engine from ``workers``, ``engine`` and ``simulated_seconds`` (None: the sequential loop)."""
+    return make_engine(cfg.get("engine", "auto"), cfg.get("workers", 1), evaluator, space,
+                       cfg.get("simulated_seconds"), elapsed_s)
 
 
 def run_config(cfg: DictConfig) -> dict[str, Any]:
@@ -415,12 +433,16 @@ def _run_locked(cfg: DictConfig, out_dir: Path, mode: str, config: dict[str, Any
         write_json_atomic(out_dir / RUN_CONFIG, {"config": config, "overrides": list(overrides or [])})
     checkpointer = Checkpointer(out_dir, every, config, external_objects(space, evaluator))
     state = None
+    saved: dict[str, Any] = {}
     if mode == "resume":
         _, saved = checkpointer.load()
         searcher, eval_rng, state = saved["searcher"], saved["eval_rng"], saved["loop"]
         if "evaluator_state" in saved:
             evaluator.load_state_dict(saved["evaluator_state"])
         state.resumes += 1
+    engine = prepare_engine(cfg, space, evaluator, state.elapsed_s if state is not None else 0.0)
+    if engine is not None and "engine_state" in saved:  # the evaluations in flight at the checkpoint
+        engine.load_state_dict(saved["engine_state"], evaluator)
     logger = SafeLogger(build("logger", cfg.logger) if cfg.get("logger") else RunLogger())
     out_dir.mkdir(parents=True, exist_ok=True)
     logger.start(
@@ -433,5 +455,5 @@ def _run_locked(cfg: DictConfig, out_dir: Path, mode: str, config: dict[str, Any
         space, evaluator, searcher, info, out_dir, eval_rng,
         stop_at_optimum=bool(cfg.get("stop_at_optimum", True)),
         logger=logger, progress=bool(cfg.get("progress", True)),
-        checkpointer=checkpointer, state=state, trace_timing=trace_timing,
+        checkpointer=checkpointer, state=state, trace_timing=trace_timing, engine=engine,
     )

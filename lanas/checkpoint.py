@@ -53,6 +53,10 @@ class LoopState:
     elapsed_s: float = 0.0
     trace_bytes: int = 0  # size of trace.csv when the state was saved; later rows are redone
     resumes: int = 0
+    # With an engine (workers, engine=simulated|local): engine seconds (simulated or real).
+    clock_s: float = 0.0  # finish time of the last evaluation told
+    eval_seconds: float = 0.0  # evaluation time summed over the finished evaluations
+    time_to_optimum_s: float | None = None  # finish time of the first optimum
 
 
 def external_objects(space: Any, evaluator: Any) -> dict[str, Any]:

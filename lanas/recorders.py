@@ -27,6 +27,7 @@ from typing import IO, Any
 from tqdm.auto import tqdm
 
 from lanas.checkpoint import Checkpointer, LoopState
+from lanas.engines.base import Engine
 from lanas.errors import LanasError
 from lanas.evaluators.base import Evaluator
 from lanas.logging import RunLogger
@@ -36,6 +37,8 @@ from lanas.searchers.base import Searcher
 from lanas.spaces.base import FiniteSearchSpace, SearchSpace
 
 TRACE_COLUMNS = ("sample", "arch", "reward", "best_reward", "elapsed_s")
+# With an engine (workers > 1, or engine=simulated|local given): who evaluated a sample, from when to when.
+ENGINE_COLUMNS = ("worker", "started_s", "finished_s")
 
 
 class Recorder:
@@ -70,11 +73,14 @@ class TraceWriter(Recorder):
     A fresh run starts the file with its header; a resumed one cuts it back to the size the checkpoint
     recorded (``state.trace_bytes``), because the rows after it are redone identically.
     ``timing=False`` leaves the ``elapsed_s`` column out so traces compare byte for byte.
+    ``engine=True`` adds :data:`ENGINE_COLUMNS` before it (rows are then in completion order).
     """
 
-    def __init__(self, path: Path, space: SearchSpace, state: LoopState, clock: Clock, timing: bool = True) -> None:
-        self.path, self.space, self.clock, self.timing = path, space, clock, timing
-        self.handle = self._open(state, TRACE_COLUMNS if timing else TRACE_COLUMNS[:-1])
+    def __init__(self, path: Path, space: SearchSpace, state: LoopState, clock: Clock, timing: bool = True,
+                 engine: bool = False) -> None:
+        self.path, self.space, self.clock, self.timing, self.engine = path, space, clock, timing, engine
+        columns = TRACE_COLUMNS[:-1] + (ENGINE_COLUMNS if engine else ()) + TRACE_COLUMNS[-1:] * timing
+        self.handle = self._open(state, columns)
         self.writer = csv.writer(self.handle)
 
     def _open(self, state: LoopState, columns: tuple[str, ...]) -> IO[str]:
@@ -94,7 +100,9 @@ class TraceWriter(Recorder):
         return open(self.path, "a", newline="")
 
     def on_sample(self, record: Record, state: LoopState) -> None:
-        row = (record.sample, self.space.to_string(record.arch), record.reward, record.best_reward)
+        row: tuple = (record.sample, self.space.to_string(record.arch), record.reward, record.best_reward)
+        if self.engine:
+            row += (record.worker, f"{record.started_s:.4f}", f"{record.finished_s:.4f}")
         try:
             self.writer.writerow(row + (f"{self.clock():.4f}",) if self.timing else row)
             self.handle.flush()
@@ -119,13 +127,13 @@ class CheckpointSaver(Recorder):
 
     ``objects`` are what a resume restores besides the loop's counters (the searcher, the evaluation
     generator); an evaluator that learns as it goes (one with ``state_dict``, e.g. a supernet) is
-    saved too. The trace is synced first, so the checkpoint never counts rows a power cut could lose.
+    saved too, and so are an engine's evaluations in flight. The trace is synced first, so the checkpoint never counts rows a power cut could lose.
     """
 
     def __init__(self, checkpointer: Checkpointer, trace: TraceWriter, clock: Clock, state: LoopState,
-                 objects: dict[str, Any], evaluator: Evaluator) -> None:
+                 objects: dict[str, Any], evaluator: Evaluator, engine: Engine | None = None) -> None:
         self.checkpointer, self.trace, self.clock = checkpointer, trace, clock
-        self.objects, self.evaluator = objects, evaluator
+        self.objects, self.evaluator, self.engine = objects, evaluator, engine
         self.saved_at = state.num_samples
 
     def save(self, state: LoopState) -> None:
@@ -134,6 +142,8 @@ class CheckpointSaver(Recorder):
         saved = {**self.objects, "loop": state}
         if hasattr(self.evaluator, "state_dict"):  # evaluators that learn as they go (e.g. a supernet)
             saved["evaluator_state"] = self.evaluator.state_dict()
+        if self.engine is not None:  # the evaluations in flight (plain data)
+            saved["engine_state"] = self.engine.state_dict()
         self.checkpointer.save(saved)
         self.saved_at = state.num_samples
 
@@ -191,6 +201,8 @@ class RunInfo:
     seed: int
     budget: int
     extra: dict[str, Any] = field(default_factory=dict)
+    workers: int = 1
+    engine: str = "none"  # none: the sequential loop; simulated | local
 
 
 def summarize(info: RunInfo, state: LoopState, space: SearchSpace, evaluator: Evaluator, searcher: Searcher,
@@ -217,6 +229,12 @@ def summarize(info: RunInfo, state: LoopState, space: SearchSpace, evaluator: Ev
         "wall_time_s": round(wall_time_s, 4),
         "complete": complete,
         "resumes": state.resumes,
+        "workers": info.workers,
+        "engine": info.engine,
+        # Engine seconds (simulated for engine=simulated, real for local; None for the sequential loop):
+        "time_to_optimum_s": state.time_to_optimum_s,
+        "eval_seconds_total": round(state.eval_seconds, 4) if info.engine != "none" else None,
+        "clock_s": round(state.clock_s, 4) if info.engine != "none" else None,
         **info.extra,
         "searcher_stats": searcher.stats(),
         "evaluator_stats": evaluator.stats(),

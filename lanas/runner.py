@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from lanas.checkpoint import Checkpointer, LoopState
+from lanas.engines.base import Engine
 from lanas.errors import LanasError
 from lanas.evaluators.base import Evaluator
 from lanas.logging import RunLogger, SafeLogger
@@ -86,11 +87,14 @@ def run_search(
     checkpointer: Checkpointer | None = None,
     state: LoopState | None = None,
     trace_timing: bool = True,
+    engine: Engine | None = None,
 ) -> dict[str, Any]:
     """Run one search to its budget (or the optimum) and return the summary written to disk.
 
     ``state`` (with ``searcher`` and ``eval_rng`` loaded from the same checkpoint) resumes a run;
     ``trace_timing=False`` leaves the ``elapsed_s`` column out so traces compare byte for byte.
+    With an ``engine`` (its evaluations in flight restored too, when resuming) the loop keeps
+    ``engine.workers`` evaluations running and the trace gains ``worker, started_s, finished_s``.
     Raises :class:`RunInterrupted` after a clean stop on SIGINT/SIGTERM.
     """
     out_dir = Path(out_dir)
@@ -98,7 +102,7 @@ def run_search(
     state = state or LoopState()
     try:
         return _run_search(space, evaluator, searcher, info, out_dir, eval_rng, stop_at_optimum, logger, progress,
-                           checkpointer, state, trace_timing)
+                           checkpointer, state, trace_timing, engine)
     except OSError as err:
         where = err.filename or out_dir
         kept = ("its last checkpoint is intact" if checkpointer is not None and checkpointer.exists()
@@ -111,23 +115,24 @@ def run_search(
 
 def _run_search(space: SearchSpace, evaluator: Evaluator, searcher: Searcher, info: RunInfo, out_dir: Path,
                 eval_rng: np.random.Generator, stop_at_optimum: bool, logger: RunLogger | None, progress: bool,
-                checkpointer: Checkpointer | None, state: LoopState, trace_timing: bool) -> dict[str, Any]:
+                checkpointer: Checkpointer | None, state: LoopState, trace_timing: bool,
+                engine: Engine | None) -> dict[str, Any]:
     clock = Clock(state.elapsed_s)
     stop = _StopFlag()
     # summary.json is written before the tracker hears of the summary; every row a checkpoint counts is
     # in trace.csv and in the tracker before the checkpoint is written.
     recorders: list[Recorder] = [SummaryWriter(out_dir)]
     try:
-        trace = TraceWriter(out_dir / TRACE, space, state, clock, timing=trace_timing)
+        trace = TraceWriter(out_dir / TRACE, space, state, clock, timing=trace_timing, engine=engine is not None)
         recorders.append(trace)
         recorders += [Tracker(SafeLogger(logger or RunLogger()), evaluator.global_optimum),
                       ProgressBar(info.searcher, info.budget, state, enabled=progress)]
         if checkpointer is not None:
             objects = {"searcher": searcher, "eval_rng": eval_rng}
-            recorders.append(CheckpointSaver(checkpointer, trace, clock, state, objects, evaluator))
+            recorders.append(CheckpointSaver(checkpointer, trace, clock, state, objects, evaluator, engine))
         stopped = False
         with _stop_on_signals(stop):
-            for record in search(space, evaluator, searcher, eval_rng, info.budget, stop_at_optimum, state):
+            for record in search(space, evaluator, searcher, eval_rng, info.budget, stop_at_optimum, state, engine):
                 for recorder in recorders:
                     recorder.on_sample(record, state)
                 if stop.signum is not None:
@@ -141,6 +146,8 @@ def _run_search(space: SearchSpace, evaluator: Evaluator, searcher: Searcher, in
         for recorder in recorders:
             recorder.on_summary(summary)
     finally:
+        if engine is not None:
+            engine.close()
         for recorder in recorders:
             recorder.close()
     if interrupted:

@@ -16,6 +16,13 @@ hyper-parameters are re-optimised every ``optimize_every`` samples (in between, 
 updated with the last ones), and it is trained on at most ``max_train`` observations: the best half
 of the cap plus the most recent others.
 The first ``init_samples`` samples are uniform random.
+
+Several workers (``workers > 1``): architectures proposed and not yet told are *pending*. They are
+never proposed again (``taken``), and each refit trains the GP on them too, with the worst reward
+so far as their value: the pessimistic constant liar (CL-min, Ginsbourger et al. 2010). The
+posterior's variance collapses around the pending points and their lied mean pulls the
+acquisition down there, so the next proposals move elsewhere. Nothing is pending at a sequential
+search's refits, so its proposals are unchanged.
 """
 
 from __future__ import annotations
@@ -91,6 +98,7 @@ class GPBayesOpt(Searcher):
         self.num_refits = 0
         self._kernel: Kernel | None = None  # last fitted kernel (hyper-parameters)
         self._optimized_at = -1  # number of samples the hyper-parameters were last fitted on
+        self._pending: dict[Any, Arch] = {}  # proposed, not yet told (constant liar), by arch id
 
     # ------------------------------------------------------------------ public interface
     def min_budget(self) -> int:
@@ -111,8 +119,22 @@ class GPBayesOpt(Searcher):
             if arch is None:
                 break
             self.taken.take([arch])
+            self._pending_archs()[self._key(arch)] = arch
             proposals.append(arch)
         return proposals
+
+    def tell(self, archs: Sequence[Arch], rewards: Sequence[float]) -> None:
+        super().tell(archs, rewards)
+        for arch in archs:
+            self._pending_archs().pop(self._key(arch), None)
+
+    def _key(self, arch: Arch) -> Any:
+        return int(arch) if isinstance(self.space, FiniteSearchSpace) else self.space.arch_id(arch)
+
+    def _pending_archs(self) -> dict[Any, Arch]:
+        if getattr(self, "_pending", None) is None:  # a searcher pickled before pending was tracked
+            self._pending = {}
+        return self._pending
 
 
     # ------------------------------------------------------------------ model
@@ -139,6 +161,10 @@ class GPBayesOpt(Searcher):
         idx = self.training_set()
         X = self.space.encode([self.archs[i] for i in idx]).astype(np.float64)
         y = np.asarray(self.rewards, dtype=np.float64)[idx]
+        pending = list(self._pending_archs().values())
+        if pending:  # constant liar: pending points at the worst reward so far
+            X = np.vstack([X, self.space.encode(pending).astype(np.float64)])
+            y = np.concatenate([y, np.full(len(pending), min(self.rewards))])
         # Hyper-parameters by marginal likelihood every ``optimize_every`` samples, warm-started
         # from the last ones; in between, only the posterior is updated (one Cholesky), because the
         # optimiser's gradient evaluations are most of a fit's cost at hundreds of points.

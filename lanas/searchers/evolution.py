@@ -9,6 +9,14 @@ Differences from the original, for a sample-counted benchmark: a child that was 
 (or is pending) is never evaluated again. It counts as a duplicate, and the parent is mutated again,
 up to ``max_mutation_tries`` times; then a uniformly random unevaluated architecture is used
 instead. ``stats()`` reports both counts.
+
+Several workers (``workers > 1``): this is the asynchronous regularised evolution of Real et al.
+(their workers each take a tournament from the current population and send the child back when it
+is trained). Results join the population in the order they finish and the oldest member leaves;
+every ask runs its tournament on the population as it is at that moment, pending children are not
+members yet. While fewer than ``population_size`` results have arrived, free workers get uniformly
+random architectures (the initial population, which with many workers is more than
+``population_size`` draws).
 """
 
 from __future__ import annotations

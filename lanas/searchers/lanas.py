@@ -27,6 +27,15 @@ at random), is drawn inside that leaf's region, and its reward is back-propagate
 ``size_bonus``
     an optional UCB term ``size_bonus * sqrt(share of the parent's free candidates)`` (off by default).
 
+Several workers (``workers > 1``): every architecture proposed and not yet told is *pending*. It
+is never proposed again (:attr:`Searcher.taken`), and it counts as a visit of each node on its path
+with a pessimistic value, the (transformed) worst reward seen so far: the virtual loss of parallel
+MCTS (:class:`~lanas.searchers.tree.PartitionTree`). Successive proposals made while others are in
+flight then spread over regions instead of piling into the leaf UCB liked last. A refit re-routes
+the pending proposals through the new tree. Nothing is pending in a sequential search, so its
+proposals are exactly those without this rule. (The reference code's distributed server dropped its
+tree selection and drew from the first non-empty leaf instead; this keeps the selection.)
+
 Spaces that cannot be enumerated (e.g. ``nasnet``, about 1.35e20 cells) use ``candidate_batch``,
 ``max_tries``, ``proposal``, ``mutation_seeds`` and ``mutation_tries``
 (:class:`~lanas.searchers.proposals.RegionProposal`); ``stats()`` reports the acceptance rate there.
@@ -183,6 +192,8 @@ class LaNAS(Searcher):
                 arch = int(arch)
             self.taken.take([arch])
             self._leaf_of_arch[arch] = leaf
+            if leaf >= 0:
+                self.tree.add_pending(leaf)  # virtual loss until its reward arrives
             proposals.append(arch)
         return proposals
 
@@ -192,6 +203,8 @@ class LaNAS(Searcher):
         super().tell(archs, rewards)
         for arch, reward in zip(archs, rewards):
             leaf = self._leaf_of_arch.pop(arch, -1)
+            if leaf >= 0:
+                self.tree.add_pending(leaf, -1)
             if leaf < 0 and self._fitted_at >= 0:
                 leaf = self.proposal.leaf(arch, self.tree, self.space)
             if leaf >= 0:
@@ -205,10 +218,18 @@ class LaNAS(Searcher):
         self.proposal.index(self.tree, self.space, self.taken, self.rng)
         self._fitted_at = self.num_told
         self.num_refits += 1
+        for arch in self._leaf_of_arch:  # proposals in flight: pending in the new tree's regions
+            leaf = self.proposal.leaf(arch, self.tree, self.space)
+            self._leaf_of_arch[arch] = leaf
+            if leaf >= 0:
+                self.tree.add_pending(leaf)
 
     def select(self) -> list[int]:
         """Path of node ids from the root to a leaf, by UCB (plus the size term when ``size_bonus > 0``),
         among the regions the proposal can draw from."""
+        if self.tree.pending is not None and self.tree.pending.any():
+            # Virtual loss: the worst reward so far, on the tree's scale (pessimistic).
+            self.tree.virtual_value = float(self.scale(np.array([min(self.rewards)]))[0])
         bonus = None
         if self.size_bonus > 0:
             free = self.tree.subtree_sums(self.proposal.free_per_leaf())

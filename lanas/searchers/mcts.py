@@ -17,6 +17,12 @@ On an enumerable space the pool is sorted by its decision rows (mixed radix), so
 below a prefix are one contiguous slice of it; on other spaces completion samples the remaining
 decisions and rejects architectures already taken, ``max_completion_tries`` times, before the
 prefix is marked exhausted.
+
+Several workers (``workers > 1``): an architecture proposed and not yet told counts as a visit of
+each of its prefixes with the worst reward so far (virtual loss, as in parallel MCTS, Chaslot et
+al. 2008): the next selection sees that path as more visited and less rewarding, and a node being
+expanded by one worker counts as visited for the next. The pending visits are kept apart and
+removed when the reward arrives, so a sequential search selects exactly as without them.
 """
 
 from __future__ import annotations
@@ -65,6 +71,7 @@ class FixedActionMCTS(Searcher):
         self._sorted: np.ndarray | None = None  # finite: pool positions in decision order
         self._exhausted: set[Prefix] = set()  # infinite: prefixes where completion failed
         self._free_count: dict[Prefix, int] = {}  # finite: unevaluated archs below a prefix (lazy)
+        self._pending: dict[Prefix, int] = {}  # pending visits per prefix (virtual loss)
 
     # ------------------------------------------------------------------ public interface
     def min_budget(self) -> int:
@@ -86,6 +93,7 @@ class FixedActionMCTS(Searcher):
             if arch is None:
                 break
             self._take(arch)
+            self._add_pending(arch, 1)
             proposals.append(arch)
         return proposals
 
@@ -93,9 +101,27 @@ class FixedActionMCTS(Searcher):
         super().tell(archs, rewards)
         self._index_pool()
         rows = self.space.to_decisions(list(archs))
+        pending = self._pending_visits()
         for arch, row, reward in zip(archs, rows, rewards):
             self._take(arch)
-            self.backpropagate(tuple(int(c) for c in row), float(reward))
+            row = tuple(int(c) for c in row)
+            if pending.get(row, 0) > 0:  # it was proposed here: its virtual visits end
+                for k in range(len(row) + 1):
+                    pending[row[:k]] -= 1
+                    if not pending[row[:k]]:
+                        del pending[row[:k]]
+            self.backpropagate(row, float(reward))
+
+    def _pending_visits(self) -> dict[Prefix, int]:
+        if getattr(self, "_pending", None) is None:  # a searcher pickled before pending was tracked
+            self._pending = {}
+        return self._pending
+
+    def _add_pending(self, arch: Arch, count: int) -> None:
+        row = tuple(int(c) for c in self.space.to_decisions([arch])[0])
+        pending = self._pending_visits()
+        for k in range(len(row) + 1):
+            pending[row[:k]] = pending.get(row[:k], 0) + count
 
     # ------------------------------------------------------------------ tree
     def backpropagate(self, row: Prefix, reward: float) -> None:
@@ -109,10 +135,20 @@ class FixedActionMCTS(Searcher):
         return self.total[prefix] / self.n[prefix]
 
     def uct(self, parent: Prefix, children: list[Prefix]) -> np.ndarray:
-        """UCT scores of ``children`` (inf for unvisited ones): LaNAS's rule, :func:`~lanas.searchers.tree.ucb`."""
-        n = np.array([self.n.get(child, 0) for child in children])
-        x_bar = np.array([self.total[child] / self.n[child] if self.n.get(child) else 0.0 for child in children])
-        return ucb(x_bar, n, self.n.get(parent, 0), self.Cp)
+        """UCT scores of ``children`` (inf for unvisited ones): LaNAS's rule, :func:`~lanas.searchers.tree.ucb`.
+
+        Pending visits count at the worst reward so far (virtual loss; none pending: the plain rule)."""
+        pending = self._pending_visits()
+        if not pending:
+            n = np.array([self.n.get(child, 0) for child in children])
+            x_bar = np.array([self.total[child] / self.n[child] if self.n.get(child) else 0.0 for child in children])
+            return ucb(x_bar, n, self.n.get(parent, 0), self.Cp)
+        worst = min(self.rewards) if self.rewards else 0.0
+        v = np.array([pending.get(child, 0) for child in children])
+        n = np.array([self.n.get(child, 0) for child in children]) + v
+        total = np.array([self.total.get(child, 0.0) for child in children]) + v * worst
+        x_bar = np.where(n > 0, total / np.maximum(n, 1), 0.0)
+        return ucb(x_bar, n, self.n.get(parent, 0) + pending.get(parent, 0), self.Cp)
 
     def select(self) -> list[Prefix] | None:
         """Path from the root to the first unvisited node (or a full architecture), by UCT.
@@ -124,7 +160,8 @@ class FixedActionMCTS(Searcher):
         if not self._has_free(node):
             return None
         path = [node]
-        while len(node) < len(self.choices) and self.n.get(node, 0) > 0:
+        pending = self._pending_visits()
+        while len(node) < len(self.choices) and self.n.get(node, 0) + pending.get(node, 0) > 0:
             kids = [(*node, c) for c in range(self.choices[len(node)])]
             kids = [kid for kid in kids if self._has_free(kid)]
             if not kids:

@@ -17,6 +17,13 @@ Training samples are routed to the children by their reward (``route_samples="re
 reference code) or by the hyperplane (``"predicted"``); candidates, which have no reward, always by
 the hyperplane. A node's value ``x_bar`` is the mean reward of its samples and ``n`` their number;
 ``ucb`` is the UCT rule shared with :mod:`lanas.searchers.mcts`.
+
+Virtual loss (asynchronous search with several workers): a proposal still being evaluated counts as
+a visit of every node on its path with the pessimistic value ``virtual_value`` (parallel MCTS's
+virtual loss, Chaslot et al. 2008), so that the next selections see the region as more visited and
+less promising and spread over others instead of piling into one leaf. Pending visits live apart
+from the statistics (:attr:`PartitionTree.pending`) and are removed when the reward arrives, so with
+nothing pending the scores are exactly those of the sequential search.
 """
 
 from __future__ import annotations
@@ -100,6 +107,8 @@ class PartitionTree:
         self.num_internal = 2 ** (height - 1) - 1
         self.num_nodes = 2**height - 1
         self.fitted = False
+        self.pending: np.ndarray | None = None  # pending visits per node (virtual loss)
+        self.virtual_value = 0.0  # the value a pending visit counts with (set by the searcher)
 
     # ------------------------------------------------------------------ layout
     @property
@@ -144,7 +153,25 @@ class PartitionTree:
                 good = X[members] @ w + b >= threshold
             good_child, bad_child = self.children(node)
             node_of[members] = np.where(good, good_child, bad_child)
+        self.pending = np.zeros(self.num_nodes, dtype=np.int64)
         self.fitted = True
+
+    def add_pending(self, leaf: int, count: int = 1) -> None:
+        """Add ``count`` (negative: remove) pending visits to ``leaf`` and each of its ancestors."""
+        if getattr(self, "pending", None) is None:
+            self.pending = np.zeros(self.num_nodes, dtype=np.int64)
+        self.pending[self.path_to(leaf)] += count
+
+    def _with_virtual_loss(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(x_bar, n)`` with the pending visits counted at ``virtual_value`` (the plain ones when none)."""
+        pending = getattr(self, "pending", None)
+        if pending is None or not pending.any():
+            return self.x_bar, self.n
+        n = self.n + pending
+        with np.errstate(invalid="ignore"):
+            x_bar = np.where(self.n > 0, self.x_bar * self.n, 0.0) + pending * self.virtual_value
+            x_bar = np.where(n > 0, x_bar / np.maximum(n, 1), self.x_bar)
+        return x_bar, n
 
     def backpropagate(self, leaf: int, reward: float) -> None:
         """Fold ``reward`` into the running mean and count of ``leaf`` and each of its ancestors."""
@@ -222,12 +249,14 @@ class PartitionTree:
 
         ``bonus`` (one value per node) is added to the children's scores, e.g. lanas_plus's size term;
         where ``allowed`` (one boolean per node) is given, a child it excludes is never chosen while
-        its sibling is allowed.
+        its sibling is allowed. Pending proposals count as visits with :attr:`virtual_value` (see the
+        module docstring).
         """
+        x_bar, visits = self._with_virtual_loss()
         node, path = 0, [0]
         while node < self.num_internal:
             kids = np.array(self.children(node))
-            scores = ucb(self.x_bar[kids], self.n[kids], self.n[node], Cp)
+            scores = ucb(x_bar[kids], visits[kids], visits[node], Cp)
             if bonus is not None:
                 scores = scores + bonus[kids]
             if allowed is not None and allowed[kids].any():
