@@ -9,6 +9,11 @@ Groups the runs by searcher and by every parameter that was swept (read from eac
 - ``best_so_far.png`` and ``regret.png`` (log scale): mean and standard-error band per group;
 - ``samples_to_optimum.png``: the metric per group, or against the swept parameter (one parameter),
   and ``heatmap_<a>__<b>.png`` for two parameters, with the reference figures beside ours.
+
+Runs with an engine (``workers``, ``engine=simulated|local``; docs/parallel.md) also get
+``time_table.md`` / ``time_table.csv`` (hours to the optimum: mean, SE, Kaplan-Meier median, from
+``summary.json``'s ``time_to_optimum_s``, censored at the run's last finish ``clock_s``) and
+``regret_time.png`` (regret against engine hours, from the trace's ``finished_s``).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import argparse
 import csv
 import math
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -236,6 +242,106 @@ def plot_heatmaps(rows: list[dict[str, Any]], keys: Sequence[str], out: Path) ->
     return paths
 
 
+def timed(runs: Sequence[Run]) -> list[Run]:
+    """Runs whose summary has engine times (an engine ran them)."""
+    return [r for r in runs if r.summary.get("clock_s") is not None]
+
+
+def time_stats(runs: Sequence[Run]) -> dict[str, Any]:
+    """Hours to the optimum (censored at the run's last finish when not reached), and samples beside them."""
+    hours = np.array([(r.summary["time_to_optimum_s"] if r.reached else r.summary["clock_s"]) / 3600.0
+                      for r in runs], dtype=np.float64)
+    reached = np.array([r.reached for r in runs], dtype=bool)
+    samples = analysis.samples_to_optimum_stats(runs)
+    (median,) = analysis.km_quantiles(hours, reached, (0.5,))
+    n = len(hours)
+    return {
+        "runs": n, "censored": int(n - reached.sum()),
+        "samples_mean": samples["mean"], "samples_se": samples["se"], "samples_median": samples["median"],
+        "hours_mean": float(hours.mean()) if n else math.nan,
+        "hours_se": float(hours.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan,
+        "hours_median": median,
+        "eval_hours_mean": float(np.mean([r.summary.get("eval_seconds_total") or 0.0 for r in runs]) / 3600.0),
+    }
+
+
+def _median(value: float, digits: int) -> str:
+    return "> max" if math.isnan(value) else f"{value:.{digits}f}"
+
+
+def time_table(groups: dict[tuple, list[Run]], keys: Sequence[str]) -> tuple[list[dict[str, Any]], str]:
+    """Rows (one per group) and their Markdown table: samples and engine hours to the optimum."""
+    rows = [{**dict(zip(keys, values)), **time_stats(runs)} for values, runs in groups.items()]
+    head = [*keys, "runs", "censored", "samples: mean ± SE", "samples: median", "hours: mean ± SE", "hours: median"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in rows:
+        lower = ">= " if row["censored"] else ""
+        cells = [_param(row[k]) for k in keys] + [str(row["runs"]), str(row["censored"]),
+                 f"{lower}{row['samples_mean']:.1f} ± {_fmt(row['samples_se'])}", _median(row["samples_median"], 0),
+                 f"{lower}{row['hours_mean']:.1f} ± {_fmt(row['hours_se'])}", _median(row["hours_median"], 1)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return rows, "\n".join(lines)
+
+
+def _finish_curve(run: Run) -> np.ndarray:
+    """Engine seconds at which each sample of the run finished (the trace's ``finished_s``)."""
+    with open(run.path / "trace.csv", newline="") as handle:
+        reader = csv.reader(handle)
+        header = next(reader)
+        col = header.index("finished_s")
+        return np.array([float(row[col]) for row in reader if row], dtype=np.float64)
+
+
+def plot_time_curves(groups: dict[tuple, list[Run]], keys: Sequence[str], path: Path) -> None:
+    """Mean regret (log scale) against engine hours, with a standard-error band per group.
+
+    A run's regret at time t is that of its best sample finished by t; once a run has stopped at the
+    optimum its regret is 0 from then on, and a run that stopped without it leaves the mean there."""
+    fig = Figure(figsize=(8, 5))
+    ax = fig.subplots()
+    finishes = {id(r): _finish_curve(r) for runs in groups.values() for r in runs}
+    ends = [f[-1] for f in finishes.values() if len(f)]
+    starts = [f[0] for f in finishes.values() if len(f) and f[0] > 0]
+    if not ends or not starts:
+        return
+    grid = np.geomspace(min(starts), max(ends), 300)
+    drawn = []
+    for values, runs in groups.items():
+        matrix = np.full((len(runs), len(grid)), np.nan)
+        for i, run in enumerate(runs):
+            optimum = run.summary.get("global_optimum")
+            finish = finishes[id(run)]
+            if optimum is None or not len(finish):
+                continue
+            done = np.searchsorted(finish, grid, side="right")  # samples finished by each grid time
+            regret = np.where(done > 0, optimum - run.best[np.maximum(done - 1, 0)], np.nan)
+            matrix[i] = np.where((grid > finish[-1]) & ~run.reached, np.nan, regret)
+            if run.reached:
+                matrix[i, grid >= finish[-1]] = 0.0
+        count = np.sum(~np.isnan(matrix), axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns (no run there yet)
+            mean = np.nanmean(matrix, axis=0)
+            se = np.nanstd(matrix, axis=0, ddof=1) / np.sqrt(count)
+        ok = (count > 0) & (mean > 0)
+        drawn.append((values, runs, grid[ok] / 3600.0, mean[ok], np.nan_to_num(se[ok])))
+    positive = np.concatenate([d[3] for d in drawn]) if drawn else np.array([1.0])
+    bottom = float(positive.min()) / 3 if len(positive) else 1e-6
+    for color, (values, runs, x, mean, se) in zip(_colors(len(drawn)), drawn):
+        ax.plot(x, mean, color=color, lw=1.4, label=f"{_label(keys, values)} (n={len(runs)})")
+        ax.fill_between(x, np.maximum(mean - se, bottom), mean + se, color=color, alpha=0.15, lw=0)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_ylim(bottom=bottom)
+    ax.set_xlabel("engine hours (simulated for engine=simulated)")
+    ax.set_ylabel("regret = global optimum − best so far (mean ± SE)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=6, loc="best", ncol=2)
+    ax.set_title("regret against time")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
 def make_report(roots: Sequence[str | Path], out: str | Path, budgets: Sequence[int] = analysis.DEFAULT_BUDGETS,
                 with_references: bool = True) -> dict[str, Any]:
     """Load the runs below ``roots``, write the report into ``out`` and return what was written."""
@@ -261,6 +367,15 @@ def make_report(roots: Sequence[str | Path], out: str | Path, budgets: Sequence[
     plot_metric(rows, keys, figures[2], refs)
     if len([k for k in keys if k != "searcher"]) == 2:
         figures += plot_heatmaps(rows, keys, out)
+    timed_runs = timed(runs)
+    time_md = ""
+    if timed_runs:
+        timed_groups = analysis.group_runs(timed_runs, keys)
+        time_rows, time_md = time_table(timed_groups, keys)
+        write_csv(out / "time_table.csv", time_rows)
+        (out / "time_table.md").write_text(time_md + "\n")
+        figures.append(out / "regret_time.png")
+        plot_time_curves(timed_groups, keys, figures[-1])
 
     notes = [f"{len(runs)} finished runs from {', '.join(map(str, roots))}; grouped by {', '.join(keys)}."]
     missing = analysis.without_pool_size(runs) if with_references else []
@@ -276,10 +391,12 @@ def make_report(roots: Sequence[str | Path], out: str | Path, budgets: Sequence[
     md = ["# Report", "", *notes, "", "## Samples to the global optimum and best reward at fixed budgets", "", table]
     if ref_table:
         md += ["", "## Reference figures", "", ref_table]
+    if time_md:
+        md += ["", "## Samples and engine hours to the global optimum (runs with an engine)", "", time_md]
     md += ["", "## Figures", ""] + [f"![{p.stem}]({p.name})" for p in figures]
     (out / "table.md").write_text("\n".join(md) + "\n")
     return {"runs": runs, "unfinished": unfinished, "keys": keys, "rows": rows, "references": refs,
-            "table": table, "references_table": ref_table, "notes": notes, "figures": figures, "out": out}
+            "table": table, "references_table": ref_table, "time_table": time_md, "notes": notes, "figures": figures, "out": out}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -307,6 +424,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if report["references_table"]:
         print()
         print(report["references_table"])
+    if report["time_table"]:
+        print()
+        print(report["time_table"])
     print(f"\nreport written to {out}/ (table.md, table.csv, runs.csv, {', '.join(p.name for p in report['figures'])})")
     return 0
 

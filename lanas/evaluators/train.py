@@ -10,6 +10,7 @@ SLURM job array (``executor_params`` go to submitit, e.g. ``slurm_partition``, `
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,6 +24,8 @@ from lanas.spaces.base import SearchSpace
 from lanas.spaces.nasnet import NASNetSpace
 
 EXECUTORS = ("none", "local", "slurm")
+# workers > 1 (engine=local) calls query from several threads: evaluation numbers (folders) stay unique.
+_NUMBERING = threading.Lock()
 
 
 def train_and_validate(arch: Sequence[int], seed: int, out_dir: str, data: dict[str, Any],
@@ -79,8 +82,10 @@ class TrainEvaluator(Evaluator):
 
     def query(self, archs: Sequence[Sequence[int]], rng: np.random.Generator) -> np.ndarray:
         seeds = [int(s) for s in rng.integers(2**31 - 1, size=len(archs))]
-        dirs = [str(Path(self.out_dir) / f"{self.num_evaluations + i:05d}") for i in range(len(archs))]
-        self.num_evaluations += len(archs)
+        with _NUMBERING:
+            first = self.num_evaluations
+            self.num_evaluations += len(archs)
+        dirs = [str(Path(self.out_dir) / f"{first + i:05d}") for i in range(len(archs))]
         start = time.perf_counter()
         args = [(tuple(a), s, d, self.data, self.network, self.trainer, getattr(self, "threads", None))
                 for a, s, d in zip(archs, seeds, dirs)]
