@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from lanas.checkpoint import Checkpointer, config_diff, external_objects
 from lanas.cli import apply_torch_threads, error_line, one_line_error  # noqa: F401  (one_line_error: re-exported)
+from lanas.constraints import parse_constraints
 from lanas.errors import ConfigError, LanasError, require_bool, require_int
 from lanas.evaluators.base import Evaluator
 from lanas.logging import RunLogger, SafeLogger
@@ -28,6 +29,7 @@ from lanas.rundir import (CHECKPOINT, RESULT_NEUTRAL_KEYS, RUN_CONFIG, TRACE, Ru
 from lanas.runner import run_search
 from lanas.searchers.base import Searcher
 from lanas.spaces.base import FiniteSearchSpace, SearchSpace
+from lanas.spaces.constrained import constrain_space
 
 DEFAULT_CHECKPOINT_EVERY = 50
 
@@ -88,7 +90,12 @@ def prepare(cfg: DictConfig) -> tuple[SearchSpace, Evaluator, Searcher, RunInfo,
     seed = require_int("seed", cfg.seed, 0)
     evaluator_cfg = cfg.get("evaluator") or cfg.get("benchmark")
     evaluator: Evaluator = build("benchmark" if cfg.get("evaluator") is None else "evaluator", evaluator_cfg)
+    constraints = parse_constraints(cfg.get("constraints"))
+    # A budget narrows the space searchers draw from: the benchmark's feasible rows, else the space's own costs.
+    handled = bool(constraints) and evaluator.constrain(constraints)
     space = evaluator.candidate_space(build("search_space", cfg.search_space))
+    if constraints and not handled:
+        space = constrain_space(space, constraints, f"evaluator={evaluator.name}")
     searcher_rng, eval_rng = make_rngs(seed)
     searcher: Searcher = build("searcher", cfg.searcher, space=space, rng=searcher_rng)
 
@@ -110,7 +117,7 @@ def prepare(cfg: DictConfig) -> tuple[SearchSpace, Evaluator, Searcher, RunInfo,
         dataset=evaluator.dataset,
         seed=seed,
         budget=budget,
-        extra={"searcher_params": searcher_params(cfg)},
+        extra={"searcher_params": searcher_params(cfg), "constraints": constraints.as_dict() or None},
     )
     return space, evaluator, searcher, info, eval_rng
 
