@@ -23,7 +23,8 @@ from lanas.searchers.base import Searcher
 from lanas.benchmarks.nasbench201 import NASBench201Benchmark, load_metrics
 from lanas.constraints import parse_constraints
 from lanas.spaces.base import FiniteSearchSpace, SearchSpace
-from lanas.spaces.constrained import SubsetSpace
+from lanas.spaces.constrained import SubsetSpace, constrain_space
+from lanas.spaces.mobile import MobileSpace
 from lanas.spaces.nasbench101 import NASBench101Space
 from lanas.spaces.nasbench201 import NASBench201Space
 from lanas.spaces.nasnet import NASNetSpace
@@ -42,6 +43,9 @@ SPACES = {
     "nasnet": NASNetSpace,
     # NAS-Bench-201 under a model-size budget (the 25th percentile: 3,945 cells), as constraints.params_mb builds it.
     "nasbench201_constrained": lambda: constrained_nb201(0.157306),
+    "mobile": MobileSpace,
+    # The mobile space under 300 M multiply-adds (about a third of it): rejection sampling and mutation.
+    "mobile_constrained": lambda: constrain_space(MobileSpace(), parse_constraints({"flops_m": 300}), "test"),
 }
 
 
@@ -163,7 +167,8 @@ def test_every_bad_parameter_is_refused_in_one_line_naming_the_key(name):
 # ------------------------------------------------------------------------------------------ constraints
 @pytest.mark.parametrize("name", SEARCHERS)
 def test_no_proposal_ever_violates_the_budget(name):
-    """Under constraints.params_mb every proposal is within it, also where the reward pulls towards big cells."""
+    """Under constraints.params_mb (NB201) and constraints.flops_m (mobile) every proposal is within the
+    budget, also where the reward pulls towards big architectures."""
     budget = 0.157306
     space = constrained_nb201(budget)
     params = load_metrics("cifar10")["params_mb"]
@@ -172,3 +177,9 @@ def test_no_proposal_ever_violates_the_budget(name):
     assert len(proposed) == 150
     assert max(size(proposed)) <= budget
     assert len({space.arch_id(a) for a in proposed}) == 150
+
+    mobile = MobileSpace()
+    space = constrain_space(mobile, parse_constraints({"flops_m": 300}), "test")
+    flops = lambda archs: [float(f) for f in mobile.cost(archs)["flops_m"]]  # noqa: E731
+    proposed = drive(make(name, space), flops, 60)
+    assert len(proposed) == 60 and max(flops(proposed)) <= 300
