@@ -125,7 +125,14 @@ def prepare(cfg: DictConfig) -> tuple[SearchSpace, Evaluator, Searcher, RunInfo,
 def run_config(cfg: DictConfig) -> dict[str, Any]:
     """The resolved run configuration (without Hydra's own node): what a checkpoint is compared against."""
     keys = [key for key in cfg if key != "hydra"]
-    return OmegaConf.to_container(OmegaConf.masked_copy(cfg, keys), resolve=True)  # type: ignore[return-value]
+    config = OmegaConf.to_container(OmegaConf.masked_copy(cfg, keys), resolve=True)
+    # Only the limits that are on are recorded (none: no key), so runs started before `constraints`
+    # existed keep resuming and a difference names just the limit that changed.
+    if isinstance(config.get("constraints"), dict):
+        config["constraints"] = {k: v for k, v in config["constraints"].items() if v is not None}
+        if not config["constraints"]:
+            del config["constraints"]
+    return config  # type: ignore[return-value]
 
 
 def ignored_keys(config: dict[str, Any]) -> tuple[str, ...]:

@@ -145,3 +145,12 @@ def test_feasible_space_samples_and_mutates_within_a_flops_budget():
     assert [a is None for a in decided] == list(base.cost_array(rows)["flops_m"] > 300)
     with pytest.raises(ConfigError, match="none of 100,096 random architectures"):
         constrain_space(base, parse_constraints({"flops_m": 1}), "evaluator=none").sample(rng, 1)
+
+
+def test_runs_from_before_constraints_existed_still_resume(tmp_path):
+    from lanas.app import run_config
+    from lanas.checkpoint import config_diff
+
+    plain, budgeted = run_config(compose_config()), run_config(compose_config("constraints.params_mb=1"))
+    assert "constraints" not in plain  # all null: recorded as before the key existed
+    assert config_diff(plain, budgeted) == ["constraints.params_mb: '<unset>' -> 1"]
