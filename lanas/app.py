@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from lanas.checkpoint import Checkpointer, config_diff, external_objects
 from lanas.cli import apply_torch_threads, error_line, one_line_error  # noqa: F401  (one_line_error: re-exported)
+from lanas.constraints import parse_constraints
 from lanas.engines.base import Engine
 from lanas.engines.select import check_parallel, check_workers, engine_name, make_engine
 from lanas.errors import ConfigError, LanasError, require_bool, require_int
@@ -30,6 +31,7 @@ from lanas.rundir import (CHECKPOINT, RESULT_NEUTRAL_KEYS, RUN_CONFIG, TRACE, Ru
 from lanas.runner import run_search
 from lanas.searchers.base import Searcher
 from lanas.spaces.base import FiniteSearchSpace, SearchSpace
+from lanas.spaces.constrained import constrain_space
 
 DEFAULT_CHECKPOINT_EVERY = 50
 
@@ -94,7 +96,12 @@ def prepare(cfg: DictConfig) -> tuple[SearchSpace, Evaluator, Searcher, RunInfo,
             and evaluator_cfg.get("_target_"):  # before building it: a supernet loads its network first
         check_parallel(get_class(evaluator_cfg._target_), workers, evaluator_cfg.get("executor"))
     evaluator: Evaluator = build("benchmark" if cfg.get("evaluator") is None else "evaluator", evaluator_cfg)
+    constraints = parse_constraints(cfg.get("constraints"))
+    # A budget narrows the space searchers draw from: the benchmark's feasible rows, else the space's own costs.
+    handled = bool(constraints) and evaluator.constrain(constraints)
     space = evaluator.candidate_space(build("search_space", cfg.search_space))
+    if constraints and not handled:
+        space = constrain_space(space, constraints, f"evaluator={evaluator.name}")
     searcher_rng, eval_rng = make_rngs(seed)
     searcher: Searcher = build("searcher", cfg.searcher, space=space, rng=searcher_rng)
 
@@ -120,7 +127,7 @@ def prepare(cfg: DictConfig) -> tuple[SearchSpace, Evaluator, Searcher, RunInfo,
         dataset=evaluator.dataset,
         seed=seed,
         budget=budget,
-        extra={"searcher_params": searcher_params(cfg)},
+        extra={"searcher_params": searcher_params(cfg), "constraints": constraints.as_dict() or None},
         workers=workers,
         engine=engine,
     )
@@ -136,7 +143,14 @@ def prepare_engine(cfg: DictConfig, space: SearchSpace, evaluator: Evaluator, el
 def run_config(cfg: DictConfig) -> dict[str, Any]:
     """The resolved run configuration (without Hydra's own node): what a checkpoint is compared against."""
     keys = [key for key in cfg if key != "hydra"]
-    return OmegaConf.to_container(OmegaConf.masked_copy(cfg, keys), resolve=True)  # type: ignore[return-value]
+    config = OmegaConf.to_container(OmegaConf.masked_copy(cfg, keys), resolve=True)
+    # Only the limits that are on are recorded (none: no key), so runs started before `constraints`
+    # existed keep resuming and a difference names just the limit that changed.
+    if isinstance(config.get("constraints"), dict):
+        config["constraints"] = {k: v for k, v in config["constraints"].items() if v is not None}
+        if not config["constraints"]:
+            del config["constraints"]
+    return config  # type: ignore[return-value]
 
 
 def ignored_keys(config: dict[str, Any]) -> tuple[str, ...]:

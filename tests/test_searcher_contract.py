@@ -20,7 +20,11 @@ from lanas.app import build
 from lanas.config import compose_config
 from lanas.errors import ConfigError
 from lanas.searchers.base import Searcher
+from lanas.benchmarks.nasbench201 import NASBench201Benchmark, load_metrics
+from lanas.constraints import parse_constraints
 from lanas.spaces.base import FiniteSearchSpace, SearchSpace
+from lanas.spaces.constrained import SubsetSpace, constrain_space
+from lanas.spaces.mobile import MobileSpace
 from lanas.spaces.nasbench101 import NASBench101Space
 from lanas.spaces.nasbench201 import NASBench201Space
 from lanas.spaces.nasnet import NASNetSpace
@@ -37,7 +41,18 @@ SPACES = {
     # A small NAS-Bench-101 table: every 100th cell of the enumerated pool (as a subset table restricts it).
     "nasbench101": lambda: NASBench101Space().restrict(np.arange(0, 423_624, 100)),
     "nasnet": NASNetSpace,
+    # NAS-Bench-201 under a model-size budget (the 25th percentile: 3,945 cells), as constraints.params_mb builds it.
+    "nasbench201_constrained": lambda: constrained_nb201(0.157306),
+    "mobile": MobileSpace,
+    # The mobile space under 300 M multiply-adds (about a third of it): rejection sampling and mutation.
+    "mobile_constrained": lambda: constrain_space(MobileSpace(), parse_constraints({"flops_m": 300}), "test"),
 }
+
+
+def constrained_nb201(params_mb: float) -> SubsetSpace:
+    benchmark = NASBench201Benchmark()
+    benchmark.constrain(parse_constraints({"params_mb": params_mb}))
+    return benchmark.candidate_space(NASBench201Space())
 
 
 @pytest.fixture(scope="module", params=sorted(SPACES))
@@ -147,3 +162,24 @@ def test_every_bad_parameter_is_refused_in_one_line_naming_the_key(name):
     assert checked >= len(knobs) or not knobs
     with pytest.raises(ConfigError, match=r"searcher\.no_such_knob"):
         make(name, space, no_such_knob=1)
+
+
+# ------------------------------------------------------------------------------------------ constraints
+@pytest.mark.parametrize("name", SEARCHERS)
+def test_no_proposal_ever_violates_the_budget(name):
+    """Under constraints.params_mb (NB201) and constraints.flops_m (mobile) every proposal is within the
+    budget, also where the reward pulls towards big architectures."""
+    budget = 0.157306
+    space = constrained_nb201(budget)
+    params = load_metrics("cifar10")["params_mb"]
+    size = lambda archs: [float(params[space.full(a)]) for a in archs]  # noqa: E731  (bigger cells score higher)
+    proposed = drive(make(name, space), size, 150)
+    assert len(proposed) == 150
+    assert max(size(proposed)) <= budget
+    assert len({space.arch_id(a) for a in proposed}) == 150
+
+    mobile = MobileSpace()
+    space = constrain_space(mobile, parse_constraints({"flops_m": 300}), "test")
+    flops = lambda archs: [float(f) for f in mobile.cost(archs)["flops_m"]]  # noqa: E731
+    proposed = drive(make(name, space), flops, 60)
+    assert len(proposed) == 60 and max(flops(proposed)) <= 300

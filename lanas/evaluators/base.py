@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from lanas.constraints import Constraints
 from lanas.spaces.base import Arch, SearchSpace
 
 
@@ -20,6 +21,13 @@ class Evaluator(ABC):
     @abstractmethod
     def query(self, archs: Sequence[Arch], rng: np.random.Generator) -> np.ndarray:
         """Rewards of ``archs``; ``rng`` drives any evaluation noise."""
+
+    def constrain(self, constraints: Constraints) -> bool:
+        """Apply a cost budget where this evaluator knows every architecture's cost (tabular benchmarks).
+
+        False: it does not, and the space has to (``lanas.spaces.constrained.constrain_space``).
+        """
+        return False
 
     def candidate_space(self, space: SearchSpace) -> SearchSpace:
         """The space searchers should draw from (a benchmark covering part of a space narrows it)."""

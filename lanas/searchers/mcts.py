@@ -210,7 +210,7 @@ class FixedActionMCTS(Searcher):
         for _ in range(self.max_completion_tries):
             rest = [int(self.rng.integers(c)) for c in self.choices[k:]]
             arch = self.space.from_decisions(np.array([[*prefix, *rest]]))[0]
-            if arch not in self.taken:
+            if arch is not None and arch not in self.taken:  # None: outside the constraints
                 return arch
         self._exhausted.add(prefix)
         return None

@@ -84,6 +84,7 @@ class TPESearcher(Searcher):
         self._pending: dict[Any, list[int]] = {}  # arch key -> numbers of trials waiting for its reward
         self.repeats = 0  # proposals of Optuna's that were already taken (answered from the record)
         self.fallbacks = 0  # uniform random proposals after max_repeats repeats in a row
+        self.infeasible = 0  # proposals of Optuna's outside the constraints (told a reward below every other)
 
     # ------------------------------------------------------------------ public interface
     # min_budget stays 1: with fewer samples than n_startup_trials TPE is random search, as in Optuna.
@@ -121,7 +122,7 @@ class TPESearcher(Searcher):
 
     def stats(self) -> dict[str, Any]:
         return {"trials": len(self.study.get_trials(deepcopy=False)) if self._study is not None else 0,
-                "repeats": self.repeats, "fallbacks": self.fallbacks}
+                "repeats": self.repeats, "fallbacks": self.fallbacks, "infeasible": self.infeasible}
 
     # ------------------------------------------------------------------ Optuna
     def _make_distributions(self) -> dict[str, CategoricalDistribution]:
@@ -143,6 +144,7 @@ class TPESearcher(Searcher):
     def __setstate__(self, state: dict[str, Any]) -> None:
         trials, rng_states = state.pop("_trials", None), state.pop("_rng_states", None)
         self.__dict__.update(state)
+        self.__dict__.setdefault("infeasible", 0)  # checkpoints from before constraints existed
         self._distributions = self._make_distributions()
         self._study = None
         if trials is None:
@@ -177,6 +179,10 @@ class TPESearcher(Searcher):
                 trial = study.ask(self._distributions)
             row = np.array([[trial.params[name] for name in self._names]], dtype=np.int64)
             arch = self.space.from_decisions(row)[0]
+            if arch is None:  # outside the run's constraints (lanas.spaces.constrained): ranked below all told
+                self.infeasible += 1
+                study.tell(trial, min(self._known.values(), default=0.0) - 1.0)
+                continue
             key = self._key(arch)
             if arch not in self.taken:
                 self._pending[key] = [trial.number]
