@@ -21,6 +21,7 @@ from lanas.config import compose_config
 from lanas.errors import ConfigError
 from lanas.searchers.base import Searcher
 from lanas.spaces.base import FiniteSearchSpace, SearchSpace
+from lanas.spaces.hpo import HPOGridSpace
 from lanas.spaces.nasbench101 import NASBench101Space
 from lanas.spaces.nasbench201 import NASBench201Space
 from lanas.spaces.nasnet import NASNetSpace
@@ -37,6 +38,9 @@ SPACES = {
     # A small NAS-Bench-101 table: every 100th cell of the enumerated pool (as a subset table restricts it).
     "nasbench101": lambda: NASBench101Space().restrict(np.arange(0, 423_624, 100)),
     "nasnet": NASNetSpace,
+    # Tabular HPO grids (docs/hpo.md).
+    "fcnet": lambda: HPOGridSpace("fcnet"),
+    "hpobench": lambda: HPOGridSpace("hpobench"),
 }
 
 
