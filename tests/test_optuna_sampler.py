@@ -173,7 +173,8 @@ def test_bad_sampler_arguments_and_a_multi_objective_study_are_one_line_errors()
 # ------------------------------------------------------------------ the Hydra sweeper
 def readme_sweeper_command() -> list[str]:
     """The README's example of hydra/sweeper=lanas, split as a POSIX shell splits it."""
-    lines = [line for line in (ROOT / "README.md").read_text().splitlines() if "hydra/sweeper=lanas" in line]
+    lines = [line for line in (ROOT / "README.md").read_text().splitlines()
+             if line.startswith("python ") and "hydra/sweeper=lanas" in line]
     assert lines, "README shows no hydra/sweeper=lanas example"
     return shlex.split(re.sub(r"\s+#.*$", "", lines[0].strip()))
 

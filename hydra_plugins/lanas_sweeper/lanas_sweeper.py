@@ -47,7 +47,8 @@ class LaNASSweeperConf:
     study_name: Optional[str] = None
     storage: Optional[str] = None  # e.g. sqlite:///lanas_sweep.db; null = in memory
     # Keyword arguments of lanas.optuna.LaNASSampler (seed, preset, n_startup_trials, tree_height, ...).
-    sampler: Dict[str, Any] = field(default_factory=lambda: {"seed": 0})
+    # Other keys with a leading '+': +hydra.sweeper.sampler.tree_height=3.
+    sampler: Dict[str, Any] = field(default_factory=lambda: {"seed": 0, "preset": "lanas_plus", "n_startup_trials": 10})
     # Search space in the sweep syntax, e.g. {x: "interval(-5, 5)"}; command-line sweeps are added.
     params: Optional[Dict[str, str]] = None
 
