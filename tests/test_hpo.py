@@ -112,3 +112,19 @@ def test_run_py_unknown_hpo_dataset_is_one_line_exit_2(tmp_path):
     assert result.stderr.strip().splitlines() == [
         "error: dataset='cars' is not a hpobench table; allowed: australian, blood_transfusion, car, credit_g, kc1, "
         "phoneme, segment, vehicle"]
+
+
+def test_compare_table_reports_samples_to_optimum_and_regret_at_budgets(tmp_path, capsys):
+    from experiments import compare_table
+
+    for seed in (0, 1):
+        run(compose_config("searcher=evolution", "benchmark=fcnet", "dataset=protein", "budget=60", f"seed={seed}",
+                           "logger=none", "progress=false"), tmp_path / f"seed{seed}")
+    compare_table.main([str(tmp_path), "--budgets", "10", "60", "61"])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("| table | searcher | budget | runs | censored |") and len(lines) == 3
+    cells = [c.strip() for c in lines[2].strip("|").split("|")]
+    assert cells[:5] == ["fcnet/protein", "evolution", "60", "2", cells[4]]
+    regret10, regret60 = (float(c.split(" ± ")[0]) for c in cells[7:9])
+    assert regret10 >= regret60 >= 0.0
+    assert cells[9] == ("0.0000 ± 0.0000" if cells[4] == "0" else "n/a")  # past the budget: only found optima
