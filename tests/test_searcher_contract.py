@@ -25,6 +25,7 @@ from lanas.constraints import parse_constraints
 from lanas.spaces.base import FiniteSearchSpace, SearchSpace
 from lanas.spaces.constrained import SubsetSpace, constrain_space
 from lanas.spaces.mobile import MobileSpace
+from lanas.spaces.hpo import HPOGridSpace
 from lanas.spaces.nasbench101 import NASBench101Space
 from lanas.spaces.nasbench201 import NASBench201Space
 from lanas.spaces.nasnet import NASNetSpace
@@ -46,6 +47,9 @@ SPACES = {
     "mobile": MobileSpace,
     # The mobile space under 300 M multiply-adds (about a third of it): rejection sampling and mutation.
     "mobile_constrained": lambda: constrain_space(MobileSpace(), parse_constraints({"flops_m": 300}), "test"),
+    # Tabular HPO grids (docs/hpo.md).
+    "fcnet": lambda: HPOGridSpace("fcnet"),
+    "hpobench": lambda: HPOGridSpace("hpobench"),
 }
 
 
