@@ -70,6 +70,7 @@ def train_cell(arch: Any, seed: int, out_dir: str | Path, dataset: str, data: di
     start_cpu, start_wall = time.process_time(), time.perf_counter()
     L.seed_everything(int(seed), workers=True, verbose=False)
     dm = make_datamodule(dataset, **data)
+    dm.setup()  # a bad data file stops here, before the trainer writes anything
     model = CellClassifier(arch, **network_io(network, dm, "network"))
     run = make_trainer(out_dir, trainer, logger=logger, run_name=run_name)
     last = fit_resumable(run, model, dm, Path(out_dir), resume=resume)

@@ -46,13 +46,16 @@ def fit_supernet(out_dir: str | Path, dataset: str, data: dict, supernet: dict, 
     import time
 
     out_dir = Path(out_dir)
+    cpu, wall = time.process_time(), time.perf_counter()
+    # Data and network first: a bad data file or key stops here, before anything is written.
+    dm = make_datamodule(dataset, **data)
+    dm.setup()
+    module_args = network_io(supernet, dm, "supernet")
     out_dir.mkdir(parents=True, exist_ok=True)
     with open(out_dir / ".fit.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        cpu, wall = time.process_time(), time.perf_counter()
         L.seed_everything(int(seed), workers=True, verbose=False)
-        dm = make_datamodule(dataset, **data)
-        module = SupernetModule(**network_io(supernet, dm, "supernet"))
+        module = SupernetModule(**module_args)
         run = make_trainer(out_dir, trainer, logger=logger, run_name=f"supernet-seed{seed}")
         last = fit_resumable(run, module, dm, out_dir, resume=resume)
         finish_loggers(run)
