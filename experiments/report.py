@@ -361,7 +361,7 @@ def plot_rq4_supernet(curve: dict[str, np.ndarray], path: Path, title: str) -> N
     left.set_ylabel("cross-entropy")
     left.grid(alpha=0.3)
     left.legend(fontsize=8)
-    right.plot(curve["epoch"], curve["val_acc"], "o-", color="C1", label="validation accuracy\n(mean of fixed random cells)")
+    right.plot(curve["epoch"], curve["val_acc"], "o-", color="C1", label="validation accuracy, mean of fixed random\ncells (running BN statistics of all paths,\nnot re-calibrated as the scores are)")
     if len(curve["train_acc"]):
         right.plot(curve["train_epoch"], curve["train_acc"], "s--", ms=3, color="C2",
                    label="training accuracy (logged batches,\n one random cell each, augmented)")
