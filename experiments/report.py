@@ -35,6 +35,7 @@ from matplotlib.figure import Figure
 
 from lanas import analysis
 from lanas.analysis import Run
+from lanas.errors import LanasError
 
 
 def _fmt(value: Any, digits: int = 1) -> str:
@@ -343,7 +344,7 @@ def plot_time_curves(groups: dict[tuple, list[Run]], keys: Sequence[str], path: 
 
 
 def make_report(roots: Sequence[str | Path], out: str | Path, budgets: Sequence[int] = analysis.DEFAULT_BUDGETS,
-                with_references: bool = True) -> dict[str, Any]:
+                with_references: bool = True, rq4_training: bool = True) -> dict[str, Any]:
     """Load the runs below ``roots``, write the report into ``out`` and return what was written."""
     runs, unfinished = analysis.load_runs(roots)
     if not runs:
@@ -363,8 +364,11 @@ def make_report(roots: Sequence[str | Path], out: str | Path, budgets: Sequence[
         write_csv(out / "references.csv", refs)
     figures = [out / "best_so_far.png", out / "regret.png", out / "samples_to_optimum.png"]
     plot_curves(groups, keys, figures[0], regret=False, refs=refs)
-    plot_curves(groups, keys, figures[1], regret=True, refs=refs)
-    plot_metric(rows, keys, figures[2], refs)
+    if any(r.summary.get("global_optimum") is not None for r in runs):
+        plot_curves(groups, keys, figures[1], regret=True, refs=refs)
+        plot_metric(rows, keys, figures[2], refs)
+    else:  # trained evaluators (supernet, train): no known optimum, so no regret and no samples to it
+        figures = figures[:1]
     if len([k for k in keys if k != "searcher"]) == 2:
         figures += plot_heatmaps(rows, keys, out)
     timed_runs = timed(runs)
@@ -394,9 +398,448 @@ def make_report(roots: Sequence[str | Path], out: str | Path, budgets: Sequence[
     if time_md:
         md += ["", "## Samples and engine hours to the global optimum (runs with an engine)", "", time_md]
     md += ["", "## Figures", ""] + [f"![{p.stem}]({p.name})" for p in figures]
+    rq4 = None
+    if rq4_runs(runs):  # one-shot runs: the RQ4 part (rq4.md), appended here too
+        rq4 = rq4_report(rq4_runs(runs), roots, out, train=rq4_training,
+                         log=lambda line: print(line, file=sys.stderr, flush=True))
+        figures += rq4["figures"]
+        md += ["", rq4["markdown"].replace("# RQ4", "## RQ4", 1).replace("\n## ", "\n### "), ""]
+        md += [f"![{p.stem}]({p.name})" for p in rq4["figures"]]
     (out / "table.md").write_text("\n".join(md) + "\n")
-    return {"runs": runs, "unfinished": unfinished, "keys": keys, "rows": rows, "references": refs,
-            "table": table, "references_table": ref_table, "time_table": time_md, "notes": notes, "figures": figures, "out": out}
+    return {"rq4": rq4, "runs": runs, "unfinished": unfinished, "keys": keys, "rows": rows, "references": refs,
+            "table": table, "references_table": ref_table, "time_table": time_md, "notes": notes, "figures": figures,
+            "out": out}
+
+
+# ====================================================================== RQ4: one-shot LaNAS
+# Runs scored by evaluator=supernet get a second part of the report (rq4.md, rq4.json, rq4_*.png):
+# the supernet's learning curve, the searches' supernet scores, the searches' best cells and random
+# cells trained from scratch (the sweep config's `scratch` section; results cached per cell under
+# <sweep dir>/rq4_scratch, so the report can be rerun), rank agreement and cost in CPU-seconds.
+
+def rq4_runs(runs: Sequence[Run]) -> list[Run]:
+    """The runs of ``runs`` that were scored by a one-shot supernet."""
+    return [r for r in runs if r.summary.get("benchmark") == "supernet"]
+
+
+def _rq4_config(run: Run) -> dict[str, Any]:
+    from lanas.rundir import read_run_config
+
+    data = read_run_config(run.path)
+    if not data or not isinstance(data.get("config"), dict):
+        raise FileNotFoundError(f"{run.path} has no readable run_config.json: the RQ4 report needs the run's config")
+    return data["config"]
+
+
+def _rq4_path(value: str, anchors: Sequence[Path]) -> Path:
+    """A path of the run's config: as given (relative to the working directory), else relative to the
+    folders above the sweep (the report may run from elsewhere than the sweep did)."""
+    path = Path(value)
+    if path.is_absolute() or path.exists():
+        return path
+    for anchor in anchors:
+        for parent in [anchor, *anchor.parents]:
+            if (parent / path).exists():
+                return parent / path
+    return path
+
+
+def rq4_supernet_curve(supernet_dir: Path) -> dict[str, np.ndarray]:
+    """Training loss / accuracy per logged step and validation accuracy per epoch from Lightning's CSV logs."""
+    rows: list[dict[str, str]] = []
+    for path in sorted(supernet_dir.glob("logs/version_*/metrics.csv")):
+        with open(path, newline="") as handle:
+            rows += list(csv.DictReader(handle))
+
+    def column(name: str, x: str) -> tuple[np.ndarray, np.ndarray]:
+        pts = sorted({(float(r[x]), float(r[name])) for r in rows if r.get(name) and r.get(x)})
+        return np.array([p[0] for p in pts]), np.array([p[1] for p in pts])
+
+    step, loss = column("train/loss", "step")
+    epoch, val = column("val/acc", "epoch")
+    by_epoch: dict[float, list[float]] = {}
+    for r in rows:
+        if r.get("train/acc") and r.get("epoch"):
+            by_epoch.setdefault(float(r["epoch"]), []).append(float(r["train/acc"]))
+    train_epoch = np.array(sorted(by_epoch))
+    train_acc = np.array([np.mean(by_epoch[e]) for e in train_epoch])
+    return {"step": step, "loss": loss, "epoch": epoch + 1, "val_acc": val, "train_epoch": train_epoch + 1,
+            "train_acc": train_acc}
+
+
+def plot_rq4_supernet(curve: dict[str, np.ndarray], path: Path, title: str) -> None:
+    fig = Figure(figsize=(9, 3.8))
+    left, right = fig.subplots(1, 2)
+    left.plot(curve["step"], curve["loss"], lw=0.8, color="C0", alpha=0.5, label="training loss (one sampled cell)")
+    if len(curve["loss"]) >= 10:
+        k = max(len(curve["loss"]) // 20, 3)
+        smooth = np.convolve(curve["loss"], np.ones(k) / k, mode="valid")
+        left.plot(curve["step"][k - 1 :], smooth, color="C0", lw=1.8, label=f"moving mean ({k} logs)")
+    left.set_xlabel("optimisation step")
+    left.set_ylabel("cross-entropy")
+    left.grid(alpha=0.3)
+    left.legend(fontsize=8)
+    right.plot(curve["epoch"], curve["val_acc"], "o-", color="C1", label="validation accuracy, mean of fixed random\ncells (running BN statistics of all paths,\nnot re-calibrated as the scores are)")
+    if len(curve["train_acc"]):
+        right.plot(curve["train_epoch"], curve["train_acc"], "s--", ms=3, color="C2",
+                   label="training accuracy (logged batches,\n one random cell each, augmented)")
+    right.set_xlabel("epoch")
+    right.set_ylabel("accuracy")
+    right.grid(alpha=0.3)
+    right.legend(fontsize=8, loc="lower right")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def _mean_se(values: Sequence[float]) -> tuple[float, float]:
+    arr = np.asarray(values, dtype=float)
+    if not len(arr):
+        return math.nan, math.nan
+    return float(arr.mean()), float(arr.std(ddof=1) / math.sqrt(len(arr))) if len(arr) > 1 else math.nan
+
+
+def rank_agreement(x: Sequence[float], y: Sequence[float], n_boot: int = 2000, seed: int = 0) -> dict[str, float]:
+    """Kendall tau and Spearman rho of ``x`` against ``y`` with 95% percentile bootstrap intervals
+    (pairs resampled with replacement; scipy.stats.bootstrap)."""
+    import warnings
+
+    from scipy import stats
+
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    with warnings.catch_warnings():
+        # Tied or constant resamples make a statistic NaN (scipy warns); the interval is still defined.
+        warnings.simplefilter("ignore")
+        return _rank_agreement(x, y, n_boot, seed, stats)
+
+
+def _rank_agreement(x: np.ndarray, y: np.ndarray, n_boot: int, seed: int, stats: Any) -> dict[str, float]:
+    out: dict[str, float] = {"n": len(x)}
+    for name, fn in (("kendall_tau", stats.kendalltau), ("spearman_rho", stats.spearmanr)):
+        value = float(fn(x, y).statistic) if len(x) > 2 else math.nan
+        low = high = math.nan
+        if len(x) > 3 and not math.isnan(value):
+            res = stats.bootstrap((x, y), lambda a, b: fn(a, b).statistic, paired=True, vectorized=False,
+                                  n_resamples=n_boot, method="percentile", random_state=np.random.default_rng(seed))
+            low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
+        out.update({name: value, f"{name}_low": low, f"{name}_high": high})
+    return out
+
+
+def _scratch_key(arch: str, settings: dict[str, Any]) -> str:
+    import hashlib
+    import json
+
+    text = json.dumps({"arch": arch, **settings}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def rq4_scratch(cells: Sequence[str], scratch: dict[str, Any], dataset: str, folder: Path, threads: int | None,
+                train: bool = True, log=print) -> dict[str, dict[str, Any]]:
+    """From-scratch test accuracy of each cell string (nasbench201 / nasnet / nasbench101), trained
+    with ``scratch``'s schedule; cached as ``<folder>/<key>.json`` (key: cell + schedule)."""
+    import json
+
+    from lanas.cli import apply_torch_threads
+    from lanas.training.final import parse_arch, train_cell
+
+    settings = {k: scratch[k] for k in ("data", "network", "trainer")}
+    settings["seed"] = int(scratch.get("seed", 0))
+    settings["dataset"] = dataset
+    results: dict[str, dict[str, Any]] = {}
+    todo = []
+    for cell in dict.fromkeys(cells):
+        path = folder / f"{_scratch_key(cell, settings)}.json"
+        if path.is_file():
+            results[cell] = json.loads(path.read_text())
+        else:
+            todo.append((cell, path))
+    if todo and not train:
+        log(f"rq4: {len(todo)} cells not trained from scratch yet (left out: --rq4-no-training)")
+        return results
+    if todo:
+        apply_torch_threads(threads)
+    for i, (cell, path) in enumerate(todo):
+        _, portable = parse_arch(str(settings["network"].get("search_space", "nasnet")), cell)
+        work = folder / f"{path.stem}.work"
+        result = train_cell(portable, settings["seed"], work, dataset, settings["data"], settings["network"],
+                            {"enable_checkpointing": True, **settings["trainer"]}, logger="none", resume=False)
+        result = {"arch": cell, **{k: v for k, v in result.items() if k != "checkpoint"}}
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(result, indent=2) + "\n")
+        tmp.replace(path)  # whole files only: an interrupted report trains that cell again
+        import shutil
+
+        shutil.rmtree(work, ignore_errors=True)
+        log(f"rq4: from scratch {i + 1}/{len(todo)}: test_acc={result['test_acc']:.4f} cpu_s={result['cpu_s']:.1f} {cell}")
+        results[cell] = result
+    return results
+
+
+def plot_rq4_searches(runs: Sequence[Run], path: Path) -> None:
+    """Best supernet score so far against samples, mean ± SE over seeds, per searcher."""
+    fig = Figure(figsize=(7, 4.2))
+    ax = fig.subplots()
+    by: dict[str, list[Run]] = {}
+    for r in runs:
+        by.setdefault(str(r.summary.get("searcher")), []).append(r)
+    for color, (name, group) in zip(_colors(len(by)), sorted(by.items())):
+        c = analysis.curves(group, regret=False)
+        ok = c["count"] > 0
+        ax.plot(c["samples"][ok], c["mean"][ok], color=color, lw=1.6, label=f"{name} (n={len(group)} seeds)")
+        ax.fill_between(c["samples"][ok], c["mean"][ok] - np.nan_to_num(c["se"][ok]),
+                        c["mean"][ok] + np.nan_to_num(c["se"][ok]), color=color, alpha=0.2, lw=0)
+    ax.set_xlabel("samples evaluated by the supernet")
+    ax.set_ylabel("best supernet validation accuracy so far (mean ± SE)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title("one-shot search: best supernet score against samples", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def plot_rq4_scratch(groups: dict[str, list[float]], path: Path, subtitle: str) -> None:
+    """From-scratch test accuracy per group: every cell as a dot, mean ± SE as a bar."""
+    fig = Figure(figsize=(7, 4.2))
+    ax = fig.subplots()
+    rng = np.random.default_rng(0)  # horizontal jitter of the dots only
+    names = list(groups)
+    for i, name in enumerate(names):
+        vals = np.asarray(groups[name], dtype=float)
+        ax.scatter(i + rng.uniform(-0.12, 0.12, len(vals)), vals, s=14, alpha=0.6, color=f"C{i}")
+        mean, se = _mean_se(vals)
+        ax.errorbar(i + 0.25, mean, yerr=0 if math.isnan(se) else se, fmt="s", color="k", capsize=4)
+        ax.annotate(f"{mean:.4f}", (i + 0.3, mean), fontsize=8, xytext=(3, 0), textcoords="offset points")
+    ax.set_xticks(range(len(names)), [f"{n}\n(n={len(groups[n])})" for n in names], fontsize=8)
+    ax.set_ylabel("test accuracy, trained from scratch")
+    ax.grid(alpha=0.3, axis="y")
+    ax.set_title(f"cells trained from scratch (dots; square: mean ± SE)\n{subtitle}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def plot_rq4_rank(x: Sequence[float], y: Sequence[float], agreement: dict[str, float], path: Path,
+                  xlabel: str, ylabel: str) -> None:
+    fig = Figure(figsize=(5.5, 4.5))
+    ax = fig.subplots()
+    ax.scatter(x, y, s=18, alpha=0.7)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.set_title(f"n={agreement['n']}: Kendall tau {agreement['kendall_tau']:.2f} "
+                 f"[{agreement['kendall_tau_low']:.2f}, {agreement['kendall_tau_high']:.2f}], Spearman rho "
+                 f"{agreement['spearman_rho']:.2f} [{agreement['spearman_rho_low']:.2f}, "
+                 f"{agreement['spearman_rho_high']:.2f}]", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def _rq4_evaluator(config: dict[str, Any], anchors: Sequence[Path]):
+    from lanas.evaluators.supernet import SupernetEvaluator
+
+    params = {k: v for k, v in config["evaluator"].items() if not k.startswith("_") and k != "train"}
+    params["checkpoint"] = str(_rq4_path(params["checkpoint"], anchors))
+    params["data"] = {**params.get("data", {}),
+                      "data_dir": str(_rq4_path(params.get("data", {}).get("data_dir", "data"), anchors))}
+    return SupernetEvaluator(**params)
+
+
+def _space(name: str):
+    from lanas.spaces.nasbench201 import NASBench201Space
+    from lanas.spaces.nasnet import NASNetSpace
+
+    if name == "nasbench201":
+        return NASBench201Space()
+    if name == "nasnet":
+        return NASNetSpace()
+    raise FileNotFoundError(f"RQ4 report: search_space={name} has no supernet")
+
+
+def rq4_report(runs: Sequence[Run], roots: Sequence[str | Path], out: Path, train: bool = True,
+               log=print) -> dict[str, Any]:
+    """The RQ4 part of the report (see the comment above); returns its numbers and writes
+    ``rq4.md``, ``rq4.json``, ``rq4_cells.csv`` and the ``rq4_*.png`` figures into ``out``."""
+    import json
+
+    from lanas.cli import apply_torch_threads
+
+    config = _rq4_config(runs[0])
+    anchors = [Path(r).resolve() for r in roots]
+    space_name = runs[0].summary["search_space"]
+    dataset = runs[0].summary["dataset"]
+    space = _space(space_name)
+    checkpoint = _rq4_path(config["evaluator"]["checkpoint"], anchors)
+    supernet_dir = checkpoint.parent.parent
+    figures = []
+    result: dict[str, Any] = {"search_space": space_name, "dataset": dataset, "supernet_dir": str(supernet_dir)}
+
+    # 1. supernet learning curve and training cost
+    curve = rq4_supernet_curve(supernet_dir)
+    if len(curve["step"]) or len(curve["epoch"]):
+        figures.append(out / "rq4_supernet_curve.png")
+        sn = config.get("supernet", {})
+        plot_rq4_supernet(curve, figures[-1], f"{space_name} supernet on {dataset}: {sn.get('init_channels')} channels, "
+                          f"{sn.get('cells', sn.get('layers'))} cell(s) per stage, {config['data'].get('train_images') or 'all'} "
+                          "training images, one random cell per batch")
+        result["supernet_val_acc_last"] = float(curve["val_acc"][-1]) if len(curve["val_acc"]) else math.nan
+    cost_path = supernet_dir / "fit_cost.json"
+    fit_cost = json.loads(cost_path.read_text()) if cost_path.is_file() else {}
+    result["supernet_fit"] = fit_cost
+
+    # 2. the searches
+    by: dict[str, list[Run]] = {}
+    for r in runs:
+        by.setdefault(str(r.summary["searcher"]), []).append(r)
+    figures.append(out / "rq4_searches.png")
+    plot_rq4_searches(runs, figures[-1])
+    eval_cpu = [r.summary.get("evaluator_stats", {}).get("cpu_seconds_per_eval") for r in runs]
+    eval_cpu = [v for v in eval_cpu if v is not None]
+    result["searches"] = {name: {"seeds": sorted(int(r.summary["seed"]) for r in group),
+                                 "samples": [int(r.summary["num_samples"]) for r in group],
+                                 "best_supernet_score": [float(r.summary["best_reward"]) for r in group],
+                                 "best_arch": [r.summary["best_arch"] for r in group]}
+                          for name, group in sorted(by.items())}
+
+    # 3. from-scratch trainings: each search's best cell and random cells
+    scratch = config.get("scratch")
+    evaluator = _rq4_evaluator(config, anchors)
+    evaluator.candidate_space(space)
+    apply_torch_threads(config.get("threads"))
+    cells_rows: list[dict[str, Any]] = []
+    if scratch:
+        scratch = {**scratch, "data": {**scratch["data"],
+                                       "data_dir": str(_rq4_path(scratch["data"].get("data_dir", "data"), anchors))}}
+        rng = np.random.default_rng([int(scratch.get("seed", 0)), 4])  # the random cells: a function of the seed
+        random_cells = [space.to_string(a) for a in space.sample(rng, int(scratch.get("random_cells", 30)))]
+        best = [(name, int(r.summary["seed"]), r.summary["best_arch"]) for name, g in sorted(by.items()) for r in g]
+        folder = Path(anchors[0]) / "rq4_scratch"
+        folder.mkdir(parents=True, exist_ok=True)
+        trained = rq4_scratch([b[2] for b in best] + random_cells, scratch, dataset, folder, config.get("threads"),
+                              train=train, log=log)
+        for name, seed, cell in best:
+            cells_rows.append({"group": f"{name} best", "seed": seed, "arch": cell})
+        for cell in random_cells:
+            cells_rows.append({"group": "random cell", "seed": "", "arch": cell})
+        for row in cells_rows:
+            row["supernet_score"] = float(evaluator.query([space.from_string(row["arch"])], np.random.default_rng(0))[0])
+            row["test_acc"] = trained.get(row["arch"], {}).get("test_acc", math.nan)
+            row["scratch_cpu_s"] = trained.get(row["arch"], {}).get("cpu_s", math.nan)
+            row["params_M"] = trained.get(row["arch"], {}).get("params_M", math.nan)
+        write_csv(out / "rq4_cells.csv", cells_rows)
+        groups: dict[str, list[float]] = {}
+        for row in cells_rows:
+            if not math.isnan(row["test_acc"]):
+                groups.setdefault(row["group"], []).append(row["test_acc"])
+        result["scratch"] = {g: {"n": len(v), "mean": _mean_se(v)[0], "se": _mean_se(v)[1], "values": v}
+                             for g, v in groups.items()}
+        if groups:
+            figures.append(out / "rq4_scratch.png")
+            sd, nw, tr = scratch["data"], scratch["network"], scratch["trainer"]
+            plot_rq4_scratch(groups, figures[-1], f"{nw.get('init_channels')} channels, {nw.get('cells')} cell(s)/stage, "
+                             f"{sd.get('train_images') or 'all'} images x {tr.get('max_epochs')} epochs, test set of {dataset}")
+        pairs = [(r["supernet_score"], r["test_acc"]) for r in cells_rows
+                 if r["group"] == "random cell" and not math.isnan(r["test_acc"])]
+        if len(pairs) >= 4:
+            agreement = rank_agreement(*zip(*pairs))
+            result["rank_agreement"] = agreement
+            figures.append(out / "rq4_rank.png")
+            plot_rq4_rank(*zip(*pairs), agreement, figures[-1], "supernet score (validation accuracy)",
+                          "test accuracy trained from scratch")
+        cpu = [r["scratch_cpu_s"] for r in cells_rows if not math.isnan(r["scratch_cpu_s"])]
+        result["scratch_cpu_s_median"] = float(np.median(cpu)) if cpu else math.nan
+
+    # 4. NAS-Bench-201 ground truth (CIFAR-10 only): every cell the searches scored, and the found cells
+    if space_name == "nasbench201" and dataset == "cifar10":
+        result["nb201_table"] = rq4_nb201_agreement(runs, space)
+
+    # 5. cost in CPU-seconds
+    samples = sum(int(r.summary["num_samples"]) for r in runs)
+    one_eval = float(np.median(eval_cpu)) if eval_cpu else math.nan
+    one_train = result.get("scratch_cpu_s_median", math.nan)
+    result["cost"] = {"supernet_training_cpu_s": fit_cost.get("cpu_s", math.nan), "one_supernet_eval_cpu_s": one_eval,
+                      "one_scratch_training_cpu_s": one_train, "samples_all_searches": samples,
+                      "one_shot_total_cpu_s": fit_cost.get("cpu_s", math.nan) + samples * one_eval,
+                      "train_every_sample_cpu_s": samples * one_train}
+    md = rq4_markdown(result, config)
+    (out / "rq4.md").write_text(md + "\n\n" + "\n".join(f"![{p.stem}]({p.name})" for p in figures) + "\n")
+    (out / "rq4.json").write_text(json.dumps(result, indent=2, default=float) + "\n")
+    result["figures"] = figures
+    result["markdown"] = md
+    return result
+
+
+def rq4_nb201_agreement(runs: Sequence[Run], space: Any) -> dict[str, Any]:
+    """Kendall tau / Spearman rho between the supernet scores of every cell the searches evaluated and
+    NAS-Bench-201's CIFAR-10 validation accuracy (mean over seeds), and the table accuracy of each
+    search's best cell (rank among the 15,625)."""
+    from lanas.benchmarks.nasbench201 import load_table
+
+    table = np.nanmean(load_table("cifar10"), axis=1)
+    scores: dict[int, float] = {}
+    for r in runs:
+        with open(r.path / analysis.TRACE, newline="") as handle:
+            for row in csv.DictReader(handle):
+                scores[space.from_string(row["arch"])] = float(row["reward"])
+    cells = np.array(sorted(scores))
+    agreement = rank_agreement([scores[c] for c in cells], table[cells]) if len(cells) > 3 else {}
+    order = np.argsort(-table)
+    rank = np.empty(len(table), dtype=np.int64)
+    rank[order] = np.arange(1, len(table) + 1)
+    found = [{"searcher": r.summary["searcher"], "seed": r.summary["seed"], "arch": r.summary["best_arch"],
+              "table_val_acc": float(table[space.from_string(r.summary["best_arch"])]),
+              "table_rank": int(rank[space.from_string(r.summary["best_arch"])])} for r in runs]
+    return {"cells": int(len(cells)), "agreement": agreement, "found": found, "table_best": float(table.max())}
+
+
+def rq4_markdown(result: dict[str, Any], config: dict[str, Any]) -> str:
+    """The RQ4 tables as Markdown."""
+    lines = ["# RQ4: one-shot search", "",
+             f"Space {result['search_space']}, dataset {result['dataset']}, supernet in {result['supernet_dir']}."]
+    if "supernet_val_acc_last" in result:
+        lines.append(f"Supernet validation accuracy at the last epoch (mean of its fixed random cells): "
+                     f"{result['supernet_val_acc_last']:.4f}.")
+    lines += ["", "## Searches (supernet score = validation accuracy through the supernet)", "",
+              "| searcher | seeds | samples | best supernet score: mean ± SE | per seed |", "|---|---|---|---|---|"]
+    for name, s in result["searches"].items():
+        mean, se = _mean_se(s["best_supernet_score"])
+        lines.append(f"| {name} | {len(s['seeds'])} | {sum(s['samples'])} | {mean:.4f} ± {_fmt(se, 4)} | "
+                     f"{', '.join(f'{v:.4f}' for v in s['best_supernet_score'])} |")
+    if result.get("scratch"):
+        sc = config.get("scratch", {})
+        lines += ["", f"## Trained from scratch (one schedule: {sc.get('network', {}).get('init_channels')} channels, "
+                  f"{sc.get('network', {}).get('cells')} cell(s) per stage, {sc.get('data', {}).get('train_images') or 'all'} "
+                  f"training images x {sc.get('trainer', {}).get('max_epochs')} epochs, seed {sc.get('seed', 0)}; test set)",
+                  "", "| cells | n | test accuracy: mean ± SE | min | max |", "|---|---|---|---|---|"]
+        for group, v in result["scratch"].items():
+            lines.append(f"| {group} | {v['n']} | {v['mean']:.4f} ± {_fmt(v['se'], 4)} | {min(v['values']):.4f} | "
+                         f"{max(v['values']):.4f} |")
+    if result.get("rank_agreement"):
+        a = result["rank_agreement"]
+        lines += ["", "## Rank agreement: supernet score vs from-scratch test accuracy (random cells)", "",
+                  f"n={a['n']}: Kendall tau {a['kendall_tau']:.3f} [95% bootstrap {a['kendall_tau_low']:.3f}, "
+                  f"{a['kendall_tau_high']:.3f}], Spearman rho {a['spearman_rho']:.3f} "
+                  f"[{a['spearman_rho_low']:.3f}, {a['spearman_rho_high']:.3f}]."]
+    if result.get("nb201_table"):
+        t = result["nb201_table"]
+        a = t["agreement"]
+        lines += ["", "## NAS-Bench-201 ground truth (CIFAR-10 validation accuracy, mean over seeds)", ""]
+        if a:
+            lines.append(f"{t['cells']} cells scored by the searches: Kendall tau {a['kendall_tau']:.3f} "
+                         f"[{a['kendall_tau_low']:.3f}, {a['kendall_tau_high']:.3f}], Spearman rho "
+                         f"{a['spearman_rho']:.3f} [{a['spearman_rho_low']:.3f}, {a['spearman_rho_high']:.3f}].")
+        lines += ["", f"| searcher | seed | table accuracy of the found cell | rank of 15,625 (best {t['table_best']:.4f}) |",
+                  "|---|---|---|---|"]
+        lines += [f"| {f['searcher']} | {f['seed']} | {f['table_val_acc']:.4f} | {f['table_rank']} |" for f in t["found"]]
+    c = result["cost"]
+    lines += ["", "## Cost (CPU-seconds of the process, this machine)", "",
+              "| item | CPU-seconds |", "|---|---|",
+              f"| supernet training | {_fmt(c['supernet_training_cpu_s'], 1)} |",
+              f"| one supernet evaluation (median) | {_fmt(c['one_supernet_eval_cpu_s'], 3)} |",
+              f"| one from-scratch training (median) | {_fmt(c['one_scratch_training_cpu_s'], 1)} |",
+              f"| one-shot: supernet + {c['samples_all_searches']} evaluations | {_fmt(c['one_shot_total_cpu_s'], 0)} |",
+              f"| training every one of the {c['samples_all_searches']} samples instead | "
+              f"{_fmt(c['train_every_sample_cpu_s'], 0)} |"]
+    return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -405,6 +848,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", help="report folder (default: reports/<name of the first directory>)")
     parser.add_argument("--budgets", default=",".join(map(str, analysis.DEFAULT_BUDGETS)),
                         help="comma-separated sample budgets for the best-reward columns")
+    parser.add_argument("--rq4-no-training", action="store_true",
+                        help="one-shot (RQ4) sweeps: leave out cells not yet trained from scratch (cached ones stay)")
     parser.add_argument("--no-references", action="store_true",
                         help="leave out random search's expectation (the paper's figures stay)")
     args = parser.parse_args(argv)
@@ -414,8 +859,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--budgets must be comma-separated integers, got {args.budgets!r}")
     out = Path(args.out) if args.out else Path("reports") / Path(args.dirs[0]).resolve().name
     try:
-        report = make_report(args.dirs, out, budgets, with_references=not args.no_references)
-    except FileNotFoundError as err:
+        report = make_report(args.dirs, out, budgets, with_references=not args.no_references,
+                             rq4_training=not args.rq4_no_training)
+    except (FileNotFoundError, LanasError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print("\n".join(report["notes"]))
@@ -427,6 +873,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if report["time_table"]:
         print()
         print(report["time_table"])
+    if report.get("rq4"):
+        print()
+        print(report["rq4"]["markdown"])
     print(f"\nreport written to {out}/ (table.md, table.csv, runs.csv, {', '.join(p.name for p in report['figures'])})")
     return 0
 

@@ -125,3 +125,114 @@ def test_other_searchers_run_on_nasnet_with_the_supernet(supernet, tmp_path, sea
     summary = run(smoke(supernet, f"searcher={searcher}", "budget=12"), tmp_path)
     assert summary["num_samples"] == 12 and summary["searcher"] == searcher
     assert NASNetSpace().from_string(summary["best_arch"])
+
+
+# ------------------------------------------------------------------ NAS-Bench-201 supernet (RQ4)
+def nb201_smoke(tmp: Path, *overrides: str):
+    return compose_config("experiment=oneshot_nb201_smoke", f"supernet_dir={tmp}", *overrides)
+
+
+@pytest.fixture(scope="module")
+def nb201_supernet(tmp_path_factory) -> Path:
+    torch.set_num_threads(1)
+    tmp = tmp_path_factory.mktemp("nb201_supernet")
+    assert train_supernet(nb201_smoke(tmp)).exists()
+    return tmp
+
+
+def test_nb201_supernet_runs_and_trains_only_the_sampled_path():
+    from lanas.spaces.nasbench201 import NASBench201Space, index_to_ops
+    from lanas.training.nb201 import NB201Network
+
+    net = NB201Network(init_channels=4, cells=2, arch=None, in_channels=1)
+    assert len(net.blocks) == 3 * 2 + 2  # 3 stages of 2 cells, 2 residual reduction blocks
+    assert all(len(cell.edges) == 6 * 4 for cell in net.blocks if hasattr(cell, "edges"))  # 'none' owns nothing
+    space = NASBench201Space()
+    arch = space.from_string("|nor_conv_3x3~0|+|none~0|skip_connect~1|+|nor_conv_1x1~0|avg_pool_3x3~1|nor_conv_3x3~2|")
+    net(torch.randn(2, 1, 12, 12), arch).sum().backward()
+    ops = index_to_ops(arch)
+    for cell in (b for b in net.blocks if hasattr(b, "edges")):
+        for key, op in cell.edges.items():
+            edge, k = map(int, key.split("_"))
+            has_grad = any(p.grad is not None and p.grad.abs().sum() > 0 for p in op.parameters())
+            assert has_grad == (k == ops[edge] and any(True for _ in op.parameters())), key
+    fixed = NB201Network(init_channels=4, cells=1, arch=arch, in_channels=3)
+    assert fixed(torch.randn(2, 3, 8, 8)).shape == (2, 10)
+    # A cell whose output node only receives 'none' edges still yields logits (from zeros).
+    dead = space.from_string("|skip_connect~0|+|none~0|none~1|+|none~0|none~1|none~2|")
+    assert torch.isfinite(fixed(torch.randn(2, 3, 8, 8), dead)).all()
+
+
+def test_nb201_supernet_loss_goes_down_and_scores_cells(nb201_supernet):
+    losses = logged_losses(nb201_supernet)
+    assert len(losses) >= 20 and np.mean(losses[-6:]) < 0.9 * np.mean(losses[:6]), losses
+    from omegaconf import OmegaConf
+
+    from lanas.spaces.nasbench201 import NASBench201Space
+
+    params = OmegaConf.to_container(nb201_smoke(nb201_supernet).evaluator, resolve=True)
+    params.pop("_target_")
+    params.pop("train")
+    evaluator = SupernetEvaluator(**params)
+    space = evaluator.candidate_space(NASBench201Space())
+    archs = space.sample(np.random.default_rng(0), 4)
+    rewards = evaluator.query(archs, np.random.default_rng(0))
+    assert np.all((0 <= rewards) & (rewards <= 1)) and len(evaluator._val_y) == 128
+    assert np.array_equal(evaluator.query(archs, np.random.default_rng(5)), rewards)  # a function of the cell
+    assert evaluator.stats()["cpu_seconds_per_eval"] > 0
+
+
+def test_a_checkpoint_of_another_space_size_or_dataset_is_refused(supernet, nb201_supernet, tmp_path):
+    from lanas.spaces.nasbench201 import NASBench201Space
+
+    ckpt = str(nb201_supernet / "checkpoints" / "last.ckpt")
+    base = {"checkpoint": ckpt, "dataset": "cifar10", "data": {}}
+    with pytest.raises(ConfigError, match="is a nasbench201 supernet, not one of search_space=nasnet"):
+        SupernetEvaluator(**base).candidate_space(NASNetSpace())
+    with pytest.raises(ConfigError, match="is a nasnet supernet"):
+        SupernetEvaluator(**{**base, "checkpoint": str(supernet / "checkpoints" / "last.ckpt")}).candidate_space(
+            NASBench201Space())
+    with pytest.raises(ConfigError, match="has init_channels=4, the config supernet.init_channels=8"):
+        SupernetEvaluator(**base, supernet={"search_space": "nasbench201", "init_channels": 8}).candidate_space(
+            NASBench201Space())
+    with pytest.raises(ConfigError, match="takes 3-channel images; dataset=fashion_mnist has 1"):
+        SupernetEvaluator(**{**base, "dataset": "fashion_mnist"}).candidate_space(NASBench201Space())
+    with pytest.raises(ConfigError, match="dataset='cifar100'"):
+        SupernetEvaluator(**{**base, "dataset": "cifar100"})
+    cut = tmp_path / "cut.ckpt"
+    cut.write_bytes(Path(ckpt).read_bytes()[:2000])
+    with pytest.raises(ConfigError, match=r"cut\.ckpt' is not a readable checkpoint"):
+        SupernetEvaluator(**{**base, "checkpoint": str(cut)}).candidate_space(NASBench201Space())
+
+
+def test_rq4_report_on_generated_data(nb201_supernet, tmp_path):
+    """One-shot LaNAS and random search on the NB201 supernet, then the RQ4 report: searches, cells
+    trained from scratch (cached), rank agreement, NAS-Bench-201 table agreement (dataset=cifar10), cost."""
+    from experiments.report import make_report
+    from lanas.spaces.nasbench201 import NASBench201Space
+
+    sweep = tmp_path / "sweep"
+    for searcher in ("lanas", "random"):
+        summary = run(nb201_smoke(nb201_supernet, f"searcher={searcher}"), sweep / searcher)
+        assert summary["num_samples"] == 30 and summary["search_space"] == "nasbench201"
+        assert summary["benchmark"] == "supernet" and NASBench201Space().from_string(summary["best_arch"]) >= 0
+    report = make_report([sweep], tmp_path / "report")
+    rq4 = report["rq4"]
+    assert rq4["searches"].keys() == {"lanas", "random"}
+    assert {g: v["n"] for g, v in rq4["scratch"].items()} == {"lanas best": 1, "random best": 1, "random cell": 4}
+    assert all(0 <= x <= 1 for v in rq4["scratch"].values() for x in v["values"])
+    assert rq4["rank_agreement"]["n"] == 4 and -1 <= rq4["rank_agreement"]["kendall_tau"] <= 1
+    table = rq4["nb201_table"]
+    assert 30 <= table["cells"] <= 60 and -1 <= table["agreement"]["kendall_tau"] <= 1
+    assert {f["searcher"] for f in table["found"]} == {"lanas", "random"}
+    assert all(1 <= f["table_rank"] <= 15625 and 0 < f["table_val_acc"] < 1 for f in table["found"])
+    cost = rq4["cost"]
+    assert cost["samples_all_searches"] == 60 and cost["supernet_training_cpu_s"] > 0
+    assert cost["train_every_sample_cpu_s"] == pytest.approx(60 * cost["one_scratch_training_cpu_s"])
+    for name in ("rq4.md", "rq4.json", "rq4_cells.csv", "rq4_supernet_curve.png", "rq4_searches.png",
+                 "rq4_scratch.png", "rq4_rank.png"):
+        assert (tmp_path / "report" / name).is_file(), name
+    assert "Kendall tau" in (tmp_path / "report" / "rq4.md").read_text()
+    # Cached: the second report trains nothing and gives the same numbers.
+    again = make_report([sweep], tmp_path / "report2", rq4_training=False)["rq4"]
+    assert again["scratch"] == rq4["scratch"]

@@ -83,3 +83,56 @@ def test_speed_benchmark_measures_a_positive_rate():
     rate = throughput(torch.device("cpu"), channels=4, layers=3, batch=4, steps=1, warmup=0,
                       channels_last=True, amp_dtype=torch.bfloat16)
     assert rate > 0
+
+
+def test_nasbench101_cells_train_through_nasbench_pytorch(tmp_path):
+    """search_space=nasbench101 evaluator=train: a random search whose cells are built by
+    nasbench-pytorch's Network from the cell's adjacency matrix and ops (tiny: 8x8 generated images)."""
+    from lanas.app import run
+
+    cfg = compose_config(
+        "search_space=nasbench101", "+evaluator=train", "searcher=random", "budget=2", "logger=none", "threads=1",
+        f"evaluator.out_dir={tmp_path / 'evals'}", f"evaluator.data.data_dir={tmp_path / 'data'}",
+        "+evaluator.data.fake_images=200", "+evaluator.data.image_size=8", "evaluator.data.batch_size=32",
+        "evaluator.data.val_size=40", "evaluator.data.num_workers=0", "evaluator.data.download=false",
+        "evaluator.network.init_channels=8", "+evaluator.network.cells=1", "evaluator.trainer.max_epochs=-1",
+        "+evaluator.trainer.max_steps=3", "evaluator.trainer.accelerator=cpu")
+    summary = run(cfg, tmp_path / "run")
+    assert summary["search_space"] == "nasbench101" and summary["benchmark"] == "train"
+    assert summary["num_samples"] == 2 and 0 <= summary["best_reward"] <= 1
+    saved = torch.load(tmp_path / "evals" / "00000" / "checkpoints" / "last.ckpt", map_location="cpu",
+                       weights_only=False)
+    hp = saved["hyper_parameters"]
+    assert hp["search_space"] == "nasbench101" and hp["arch"]["ops"][0] == "input"
+    from nasbench_pytorch.model import Network
+
+    from lanas.training.classifier import CellClassifier
+
+    model = CellClassifier(**hp)
+    assert isinstance(model.net, Network)
+    model.load_state_dict(saved["state_dict"])  # the same cell again from its plain-data form
+
+
+def test_train_evaluator_refuses_datasets_and_spaces_it_cannot_train():
+    from lanas.spaces.nasbench201 import NASBench201Space
+
+    with pytest.raises(ConfigError, match="dataset='cifar100'"):
+        TrainEvaluator(dataset="cifar100")
+    evaluator = TrainEvaluator(dataset="fashion_mnist")
+    assert evaluator.candidate_space(NASBench201Space()).name == "nasbench201"
+    from lanas.evaluators import train as train_module
+    from lanas.training import data, models
+
+    assert train_module.DATASETS == data.DATASETS and train_module.SPACES == models.SPACES
+
+
+def test_speed_script_covers_both_supernets_on_real_or_random_inputs(tmp_path):
+    from perf.supernet_speed import main
+
+    tiny = ["--cpu-only", "--channels", "4", "--layers", "3", "--batch", "4", "--nb201-channels", "4",
+            "--nb201-cells", "1", "--nb201-batch", "4", "--steps", "1", "--warmup", "0", "--threads", "1"]
+    rows = main(["--space", "both", *tiny, "--json", str(tmp_path / "speed.json")])
+    assert [(r["space"], r["variant"]) for r in rows][::3] == [("nasnet", "float32"), ("nasbench201", "float32")]
+    assert len(rows) == 6 and all(r["images_per_s"] > 0 for r in rows)
+    assert json.loads((tmp_path / "speed.json").read_text()) == rows
+    assert main(["--space", "nasbench201", *tiny, "--budget-s", "0"]) == []  # every variant skipped

@@ -1,4 +1,5 @@
-"""A stand-alone nasnet cell network as a LightningModule (training from scratch, final training).
+"""A stand-alone cell network as a LightningModule (training from scratch, final training): a nasnet,
+NAS-Bench-201 or NAS-Bench-101 cell (``search_space``; see lanas.training.models for the forms of ``arch``).
 
 SGD with momentum and a cosine schedule stepped per optimisation step; optional auxiliary head
 (its loss weighted by ``aux_weight``) and drop-path whose probability grows linearly from 0 to
@@ -14,21 +15,25 @@ import lightning as L
 import torch
 from torch import nn
 
-from lanas.training.network import NASNetNetwork
+from lanas.training.models import build_network
 from lanas.training.trainer import sgd_cosine
 
 
 class CellClassifier(L.LightningModule):
     def __init__(
-        self, arch: Sequence[int], init_channels: int = 36, layers: int = 20, num_classes: int = 10,
+        self, arch: Sequence[int] | dict, init_channels: int = 36, layers: int = 20, num_classes: int = 10,
         multiplier: int = 4, auxiliary: bool = False, aux_weight: float = 0.4, drop_path_prob: float = 0.0,
         lr: float = 0.025, lr_min: float = 0.0, momentum: float = 0.9, weight_decay: float = 3e-4,
-        channels_last: bool = False,
+        channels_last: bool = False, search_space: str = "nasnet", cells: int = 1, in_channels: int = 3,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.net = NASNetNetwork(init_channels, layers, num_classes, arch=tuple(arch), multiplier=multiplier,
-                                 auxiliary=auxiliary)
+        self.net = build_network(search_space, arch, num_classes, in_channels, init_channels, layers, cells,
+                                 multiplier, auxiliary)
+        if drop_path_prob and search_space != "nasnet":
+            from lanas.errors import ConfigError
+
+            raise ConfigError(f"network.drop_path_prob applies to nasnet cells only, not search_space={search_space}")
         if channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
         self.criterion = nn.CrossEntropyLoss()
@@ -39,6 +44,8 @@ class CellClassifier(L.LightningModule):
         return self.net(x)
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        if not self.hparams.drop_path_prob:
+            return
         total = max(int(self.trainer.estimated_stepping_batches), 1)
         self.net.drop_path_prob = self.hparams.drop_path_prob * self.global_step / total
 

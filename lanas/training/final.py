@@ -25,10 +25,10 @@ with starting(__name__ == "__main__"):
 
     from lanas.cli import apply_torch_threads, run_hydra_main
     from lanas.errors import ConfigError, LanasError
-    from lanas.spaces.nasnet import NASNetSpace
     from lanas.training.classifier import CellClassifier
-    from lanas.training.data import CIFAR10DataModule
-    from lanas.training.trainer import config_section, finish_loggers, fit_resumable, make_trainer
+    from lanas.training.data import make_datamodule
+    from lanas.training.trainer import (config_section, dataset_name, finish_loggers, fit_resumable, make_trainer,
+                                        network_io)
 
 CONF = str(Path(__file__).resolve().parents[2] / "conf")
 
@@ -37,25 +37,66 @@ def _section(cfg: DictConfig, key: str) -> dict:
     return config_section(cfg, key, "final_cifar10")
 
 
+def parse_arch(search_space: str, text: str) -> tuple[Any, Any]:
+    """``(architecture of the space, portable cell)`` of a cell string of ``search_space``."""
+    from lanas.spaces.nasbench201 import NASBench201Space
+    from lanas.spaces.nasnet import NASNetSpace
+    from lanas.training.models import SPACES, portable_arch
+
+    if search_space == "nasnet":
+        space = NASNetSpace()
+    elif search_space == "nasbench201":
+        space = NASBench201Space()
+    elif search_space == "nasbench101":
+        from lanas.spaces.nasbench101 import NASBench101Space
+
+        space = NASBench101Space()
+    else:
+        raise ConfigError(f"network.search_space={search_space!r} has no trainable networks; allowed: "
+                          f"{', '.join(SPACES)}")
+    arch = space.from_string(text)
+    return arch, portable_arch(space, arch)
+
+
+def train_cell(arch: Any, seed: int, out_dir: str | Path, dataset: str, data: dict[str, Any],
+               network: dict[str, Any], trainer: dict[str, Any], logger: str = "csv", resume: bool = True,
+               run_name: str | None = None) -> dict[str, Any]:
+    """Train the cell ``arch`` (portable form, lanas.training.models) on ``data`` and test it once.
+
+    The test set is read here only, at the end; returns test accuracy, parameters, steps and the
+    CPU-seconds of this process spent on training and testing (``cpu_s``)."""
+    import time
+
+    start_cpu, start_wall = time.process_time(), time.perf_counter()
+    L.seed_everything(int(seed), workers=True, verbose=False)
+    dm = make_datamodule(dataset, **data)
+    dm.setup()  # a bad data file stops here, before the trainer writes anything
+    model = CellClassifier(arch, **network_io(network, dm, "network"))
+    run = make_trainer(out_dir, trainer, logger=logger, run_name=run_name)
+    last = fit_resumable(run, model, dm, Path(out_dir), resume=resume)
+    test = run.test(model, dm, verbose=False)[0]
+    finish_loggers(run)
+    return {"test_acc": float(test["test/acc"]), "seed": int(seed),
+            "params_M": sum(p.numel() for p in model.parameters()) / 1e6, "epochs": run.current_epoch,
+            "steps": run.global_step, "checkpoint": str(last), "cpu_s": time.process_time() - start_cpu,
+            "wall_s": time.perf_counter() - start_wall}
+
+
 def train_final(cfg: DictConfig) -> dict[str, Any]:
     """Train the cell ``cfg.arch`` and test it once; returns (and writes) the result."""
+    network = _section(cfg, "network")
+    search_space = str(network.get("search_space", "nasnet"))
     if not cfg.get("arch"):
-        raise ConfigError("arch must be set to a nasnet cell string, e.g. the best_arch of a search's summary.json")
-    arch = NASNetSpace().from_string(str(cfg.arch))
+        raise ConfigError(f"arch must be set to a {search_space} cell string, e.g. the best_arch of a search's "
+                          "summary.json")
+    _, portable = parse_arch(search_space, str(cfg.arch))
     out_dir = Path(cfg.final_dir)
     apply_torch_threads(cfg.get("threads"))
-    L.seed_everything(int(cfg.seed), workers=True, verbose=False)
-    data = CIFAR10DataModule(**_section(cfg, "data"))
-    model = CellClassifier(arch, **_section(cfg, "network"))
     training = _section(cfg, "training")
-    trainer = make_trainer(out_dir, _section(cfg, "trainer"), logger=training.get("logger", "wandb"),
-                           run_name=f"final-seed{cfg.seed}")
-    last = fit_resumable(trainer, model, data, out_dir, resume=training.get("resume", True))
-    test = trainer.test(model, data, verbose=False)[0]
-    finish_loggers(trainer)
-    result = {"arch": str(cfg.arch), "test_acc": float(test["test/acc"]), "seed": int(cfg.seed),
-              "params_M": sum(p.numel() for p in model.parameters()) / 1e6, "epochs": trainer.current_epoch,
-              "steps": trainer.global_step, "checkpoint": str(last)}
+    result = train_cell(portable, int(cfg.seed), out_dir, dataset_name(cfg), _section(cfg, "data"), network,
+                        _section(cfg, "trainer"), logger=training.get("logger", "wandb"),
+                        resume=training.get("resume", True), run_name=f"final-seed{cfg.seed}")
+    result = {"arch": str(cfg.arch), **result}
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "final.json").write_text(json.dumps(result, indent=2) + "\n")
     return result

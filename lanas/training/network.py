@@ -89,14 +89,14 @@ class NASNetNetwork(nn.Module):
 
     def __init__(
         self, init_channels: int = 16, layers: int = 8, num_classes: int = 10, arch: Sequence[int] | None = None,
-        multiplier: int = 4, stem_multiplier: int = 3, auxiliary: bool = False,
+        multiplier: int = 4, stem_multiplier: int = 3, auxiliary: bool = False, in_channels: int = 3,
     ) -> None:
         super().__init__()
         self.arch = None if arch is None else tuple(int(v) for v in arch)
         self.layers = layers
         affine = arch is not None
         c = stem_multiplier * init_channels
-        self.stem = nn.Sequential(nn.Conv2d(3, c, 3, padding=1, bias=False), nn.BatchNorm2d(c))
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, c, 3, padding=1, bias=False), nn.BatchNorm2d(c))
         c_pp, c_p, c = c, c, init_channels
         self.cells = nn.ModuleList()
         self.aux_index = 2 * layers // 3

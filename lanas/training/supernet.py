@@ -1,7 +1,9 @@
-"""The one-shot supernet as a LightningModule: a fresh random nasnet architecture per batch.
+"""The one-shot supernet as a LightningModule: a fresh random architecture per batch.
 
-Every training batch runs a uniformly sampled architecture (a random mask over the 160-bit
-encoding, as in the one-shot LaNAS reference code) through the shared weights; SGD with momentum,
+``search_space``: ``nasnet`` (NASNet-style cells, lanas.training.network) or ``nasbench201``
+(NAS-Bench-201's cell in its macro skeleton, lanas.training.nb201). Every training batch runs a
+uniformly sampled architecture (nasnet: a random mask over the 160-bit encoding, as in the one-shot
+LaNAS reference code; nasbench201: a uniform cell of the 15,625) through the shared weights; SGD with momentum,
 cosine annealing stepped per optimisation step. Architectures come from a numpy generator seeded
 by ``seed`` whose state is saved in checkpoints, so a resumed run continues the same sequence.
 Validation reports the mean accuracy over a fixed set of ``val_archs`` architectures.
@@ -16,21 +18,35 @@ import numpy as np
 import torch
 from torch import nn
 
+from lanas.errors import ConfigError
+from lanas.spaces.nasbench201 import NASBench201Space
 from lanas.spaces.nasnet import NASNetSpace
+from lanas.training.nb201 import NB201Network
 from lanas.training.network import NASNetNetwork
 from lanas.training.trainer import sgd_cosine
+
+SUPERNET_SPACES = ("nasnet", "nasbench201")
 
 
 class SupernetModule(L.LightningModule):
     def __init__(
         self, init_channels: int = 48, layers: int = 8, num_classes: int = 10, multiplier: int = 4,
         lr: float = 0.025, lr_min: float = 0.001, momentum: float = 0.9, weight_decay: float = 3e-4,
-        seed: int = 0, val_archs: int = 4, channels_last: bool = False,
+        seed: int = 0, val_archs: int = 4, channels_last: bool = False, search_space: str = "nasnet",
+        cells: int = 5, in_channels: int = 3,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.net = NASNetNetwork(init_channels, layers, num_classes, arch=None, multiplier=multiplier)
-        self.space = NASNetSpace()
+        if search_space == "nasnet":
+            self.net = NASNetNetwork(init_channels, layers, num_classes, arch=None, multiplier=multiplier,
+                                     in_channels=in_channels)
+            self.space = NASNetSpace()
+        elif search_space == "nasbench201":  # `cells` per stage; `layers`, `multiplier` are nasnet's
+            self.net = NB201Network(init_channels, cells, num_classes, arch=None, in_channels=in_channels)
+            self.space = NASBench201Space()
+        else:
+            raise ConfigError(f"supernet.search_space={search_space!r} has no supernet; allowed: "
+                              f"{', '.join(SUPERNET_SPACES)}")
         self.arch_rng = np.random.default_rng(seed)
         self.val_arch_list = self.space.sample(np.random.default_rng([seed, 1]), val_archs)
         self.criterion = nn.CrossEntropyLoss()

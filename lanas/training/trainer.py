@@ -93,3 +93,23 @@ def config_section(cfg: Any, key: str, preset: str) -> dict:
     if cfg.get(key) is None:
         raise ConfigError(f"config key '{key}' is missing: add experiment={preset} (or {preset.split('_')[0]}_smoke)")
     return OmegaConf.to_container(cfg[key], resolve=True)
+
+
+def dataset_name(cfg: Any) -> str:
+    """``dataset.name`` of a composed config (``cifar10`` where a test config has no dataset group)."""
+    node = cfg.get("dataset")
+    return str(node.get("name", "cifar10")) if node is not None else "cifar10"
+
+
+def network_io(params: dict, data: Any, section: str) -> dict:
+    """``params`` with the data's image channels and classes as ``in_channels`` / ``num_classes``; a
+    one-line error naming ``section`` when the config sets them to something the data cannot feed."""
+    from lanas.errors import ConfigError
+
+    params = dict(params)
+    for key, value in (("in_channels", data.channels), ("num_classes", data.num_classes)):
+        if params.get(key) is not None and int(params[key]) != value:
+            raise ConfigError(f"{section}.{key}={params[key]} does not match the data ({type(data).__name__}: "
+                              f"{value}); leave it out, it follows the dataset")
+        params[key] = value
+    return params
