@@ -486,6 +486,8 @@ def plot_rq4_scratch(groups: dict[str, list[float]], path: Path, subtitle: str) 
     ax = fig.subplots()
     rng = np.random.default_rng(0)  # horizontal jitter of the dots only
     names = list(groups)
+    every = np.concatenate([np.asarray(v, dtype=float) for v in groups.values()])
+    floor = _outlier_floor(every)
     for i, name in enumerate(names):
         vals = np.asarray(groups[name], dtype=float)
         ax.scatter(i + rng.uniform(-0.12, 0.12, len(vals)), vals, s=14, alpha=0.6, color=f"C{i}")
@@ -493,6 +495,11 @@ def plot_rq4_scratch(groups: dict[str, list[float]], path: Path, subtitle: str) 
         ax.errorbar(i + 0.25, mean, yerr=0 if math.isnan(se) else se, fmt="s", color="k", capsize=4)
         ax.annotate(f"{mean:.4f}", (i + 0.3, mean), fontsize=8, xytext=(3, 0), textcoords="offset points")
     ax.set_xticks(range(len(names)), [f"{n}\n(n={len(groups[n])})" for n in names], fontsize=8)
+    if floor is not None:  # a cell at chance level would squash the others into one line
+        below = every[every < floor]
+        ax.set_ylim(bottom=floor)
+        ax.text(0.01, 0.01, f"below the axis: {len(below)} cell(s) at {', '.join(f'{v:.3f}' for v in below)} "
+                "(counted in the means)", transform=ax.transAxes, fontsize=7, va="bottom")
     ax.set_ylabel("test accuracy, trained from scratch")
     ax.grid(alpha=0.3, axis="y")
     ax.set_title(f"cells trained from scratch (dots; square: mean ± SE)\n{subtitle}", fontsize=9)
@@ -500,10 +507,39 @@ def plot_rq4_scratch(groups: dict[str, list[float]], path: Path, subtitle: str) 
     fig.savefig(path, dpi=120)
 
 
+def _outlier_floor(values: np.ndarray) -> float | None:
+    """A lower axis limit leaving out values far below the rest (beyond 3 IQR), or None when there are none."""
+    if len(values) < 4:
+        return None
+    q1, q3 = np.percentile(values, [25, 75])
+    low = q1 - 3 * max(q3 - q1, 1e-3)
+    kept = values[values >= low]
+    if len(kept) == len(values):
+        return None
+    return float(kept.min() - 0.1 * (kept.max() - kept.min() + 1e-3))
+
+
 def plot_rq4_rank(x: Sequence[float], y: Sequence[float], agreement: dict[str, float], path: Path,
                   xlabel: str, ylabel: str) -> None:
-    fig = Figure(figsize=(5.5, 4.5))
-    ax = fig.subplots()
+    """Scatter of the pairs; with cells far below the others (at chance level), a second panel zooms
+    on the rest and gives its own Kendall tau / Spearman rho."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    fx, fy = _outlier_floor(x), _outlier_floor(y)
+    keep = (x >= (fx if fx is not None else -np.inf)) & (y >= (fy if fy is not None else -np.inf))
+    zoom = not keep.all() and keep.sum() >= 4
+    fig = Figure(figsize=(10 if zoom else 5.5, 4.5))
+    axes = fig.subplots(1, 2 if zoom else 1)
+    ax = axes[0] if zoom else axes
+    if zoom:
+        inner = rank_agreement(x[keep], y[keep])
+        right = axes[1]
+        right.scatter(x[keep], y[keep], s=18, alpha=0.7)
+        right.set_xlabel(xlabel)
+        right.grid(alpha=0.3)
+        right.set_title(f"without the {int((~keep).sum())} cell(s) far below: n={inner['n']}, tau "
+                        f"{inner['kendall_tau']:.2f} [{inner['kendall_tau_low']:.2f}, {inner['kendall_tau_high']:.2f}], "
+                        f"rho {inner['spearman_rho']:.2f} [{inner['spearman_rho_low']:.2f}, "
+                        f"{inner['spearman_rho_high']:.2f}]", fontsize=8)
     ax.scatter(x, y, s=18, alpha=0.7)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
@@ -624,6 +660,11 @@ def rq4_report(runs: Sequence[Run], roots: Sequence[str | Path], out: Path, trai
         if len(pairs) >= 4:
             agreement = rank_agreement(*zip(*pairs))
             result["rank_agreement"] = agreement
+            xs, ys = (np.asarray(v, dtype=float) for v in zip(*pairs))
+            fx, fy = _outlier_floor(xs), _outlier_floor(ys)
+            keep = (xs >= (fx if fx is not None else -np.inf)) & (ys >= (fy if fy is not None else -np.inf))
+            if not keep.all() and keep.sum() >= 4:  # cells at chance level (a dead output node) left out
+                result["rank_agreement_without_outliers"] = rank_agreement(xs[keep], ys[keep])
             figures.append(out / "rq4_rank.png")
             plot_rq4_rank(*zip(*pairs), agreement, figures[-1], "supernet score (validation accuracy)",
                           "test accuracy trained from scratch")
@@ -701,6 +742,12 @@ def rq4_markdown(result: dict[str, Any], config: dict[str, Any]) -> str:
                   f"n={a['n']}: Kendall tau {a['kendall_tau']:.3f} [95% bootstrap {a['kendall_tau_low']:.3f}, "
                   f"{a['kendall_tau_high']:.3f}], Spearman rho {a['spearman_rho']:.3f} "
                   f"[{a['spearman_rho_low']:.3f}, {a['spearman_rho_high']:.3f}]."]
+        if result.get("rank_agreement_without_outliers"):
+            b = result["rank_agreement_without_outliers"]
+            lines += ["", f"Without the {a['n'] - b['n']} cell(s) far below the others (beyond 3 IQR: a cell at chance "
+                      f"level): n={b['n']}, Kendall tau {b['kendall_tau']:.3f} [{b['kendall_tau_low']:.3f}, "
+                      f"{b['kendall_tau_high']:.3f}], Spearman rho {b['spearman_rho']:.3f} "
+                      f"[{b['spearman_rho_low']:.3f}, {b['spearman_rho_high']:.3f}]."]
     if result.get("nb201_table"):
         t = result["nb201_table"]
         a = t["agreement"]
