@@ -238,7 +238,7 @@ def plot_heatmaps(rows: list[dict[str, Any]], keys: Sequence[str], out: Path) ->
 
 
 def make_report(roots: Sequence[str | Path], out: str | Path, budgets: Sequence[int] = analysis.DEFAULT_BUDGETS,
-                with_references: bool = True, rq4_training: bool = True) -> dict[str, Any]:
+                with_references: bool = True, rq4_training: bool = True, rq4_seed_check: int = 0) -> dict[str, Any]:
     """Load the runs below ``roots``, write the report into ``out`` and return what was written."""
     runs, unfinished = analysis.load_runs(roots)
     if not runs:
@@ -284,7 +284,7 @@ def make_report(roots: Sequence[str | Path], out: str | Path, budgets: Sequence[
     rq4 = None
     if rq4_runs(runs):  # one-shot runs: the RQ4 part (rq4.md), appended here too
         rq4 = rq4_report(rq4_runs(runs), roots, out, train=rq4_training,
-                         log=lambda line: print(line, file=sys.stderr, flush=True))
+                         log=lambda line: print(line, file=sys.stderr, flush=True), seed_check=rq4_seed_check)
         figures += rq4["figures"]
         md += ["", rq4["markdown"].replace("# RQ4", "## RQ4", 1).replace("\n## ", "\n### "), ""]
         md += [f"![{p.stem}]({p.name})" for p in rq4["figures"]]
@@ -574,9 +574,11 @@ def _space(name: str):
 
 
 def rq4_report(runs: Sequence[Run], roots: Sequence[str | Path], out: Path, train: bool = True,
-               log=print) -> dict[str, Any]:
+               log=print, seed_check: int = 0) -> dict[str, Any]:
     """The RQ4 part of the report (see the comment above); returns its numbers and writes
-    ``rq4.md``, ``rq4.json``, ``rq4_cells.csv`` and the ``rq4_*.png`` figures into ``out``."""
+    ``rq4.md``, ``rq4.json``, ``rq4_cells.csv`` and the ``rq4_*.png`` figures into ``out``.
+    ``seed_check`` > 0 trains that many working random cells again with the next seed, to show how
+    much one training's seed moves the from-scratch accuracy (the noise under the rank agreement)."""
     import json
 
     from lanas.cli import apply_torch_threads
@@ -668,6 +670,9 @@ def rq4_report(runs: Sequence[Run], roots: Sequence[str | Path], out: Path, trai
             figures.append(out / "rq4_rank.png")
             plot_rq4_rank(*zip(*pairs), agreement, figures[-1], "supernet score (validation accuracy)",
                           "test accuracy trained from scratch")
+        if seed_check:
+            result["seed_check"] = rq4_seed_check(cells_rows, scratch, dataset, folder, config.get("threads"),
+                                                  seed_check, train, log)
         cpu = [r["scratch_cpu_s"] for r in cells_rows if not math.isnan(r["scratch_cpu_s"])]
         result["scratch_cpu_s_median"] = float(np.median(cpu)) if cpu else math.nan
 
@@ -689,6 +694,23 @@ def rq4_report(runs: Sequence[Run], roots: Sequence[str | Path], out: Path, trai
     result["figures"] = figures
     result["markdown"] = md
     return result
+
+
+def rq4_seed_check(rows: Sequence[dict[str, Any]], scratch: dict[str, Any], dataset: str, folder: Path,
+                   threads: int | None, count: int, train: bool, log) -> dict[str, Any]:
+    """The first ``count`` working random cells (above chance) trained again with ``scratch.seed + 1``:
+    mean absolute change and the standard deviation of one training (sd of the differences / sqrt 2),
+    beside the spread of the working random cells."""
+    live = [r for r in rows if r["group"] == "random cell" and not math.isnan(r["test_acc"])]
+    floor = _outlier_floor(np.array([r["test_acc"] for r in live]))
+    live = [r for r in live if floor is None or r["test_acc"] >= floor]
+    again = rq4_scratch([r["arch"] for r in live[:count]], {**scratch, "seed": int(scratch.get("seed", 0)) + 1},
+                        dataset, folder, threads, train=train, log=log)
+    pairs = [(r["test_acc"], again[r["arch"]]["test_acc"]) for r in live[:count] if r["arch"] in again]
+    diff = np.array([b - a for a, b in pairs])
+    return {"n": len(pairs), "mean_abs_change": float(np.abs(diff).mean()) if len(diff) else math.nan,
+            "sd_one_training": float(diff.std(ddof=1) / math.sqrt(2)) if len(diff) > 1 else math.nan,
+            "sd_between_cells": float(np.std([r["test_acc"] for r in live], ddof=1)) if len(live) > 1 else math.nan}
 
 
 def rq4_nb201_agreement(runs: Sequence[Run], space: Any) -> dict[str, Any]:
@@ -748,6 +770,11 @@ def rq4_markdown(result: dict[str, Any], config: dict[str, Any]) -> str:
                       f"level): n={b['n']}, Kendall tau {b['kendall_tau']:.3f} [{b['kendall_tau_low']:.3f}, "
                       f"{b['kendall_tau_high']:.3f}], Spearman rho {b['spearman_rho']:.3f} "
                       f"[{b['spearman_rho_low']:.3f}, {b['spearman_rho_high']:.3f}]."]
+    if result.get("seed_check"):
+        c = result["seed_check"]
+        lines += ["", f"Seed noise: {c['n']} working random cells trained again with the next seed changed by "
+                  f"{c['mean_abs_change']:.4f} on average (sd of one training {_fmt(c['sd_one_training'], 4)}); the "
+                  f"working random cells spread with sd {_fmt(c['sd_between_cells'], 4)}."]
     if result.get("nb201_table"):
         t = result["nb201_table"]
         a = t["agreement"]
@@ -779,6 +806,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="comma-separated sample budgets for the best-reward columns")
     parser.add_argument("--rq4-no-training", action="store_true",
                         help="one-shot (RQ4) sweeps: leave out cells not yet trained from scratch (cached ones stay)")
+    parser.add_argument("--rq4-seed-check", type=int, default=0, metavar="N",
+                        help="one-shot (RQ4) sweeps: train N working random cells again with the next seed (seed noise)")
     parser.add_argument("--no-references", action="store_true",
                         help="leave out random search's expectation (the paper's figures stay)")
     args = parser.parse_args(argv)
@@ -789,7 +818,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Path(args.out) if args.out else Path("reports") / Path(args.dirs[0]).resolve().name
     try:
         report = make_report(args.dirs, out, budgets, with_references=not args.no_references,
-                             rq4_training=not args.rq4_no_training)
+                             rq4_training=not args.rq4_no_training, rq4_seed_check=args.rq4_seed_check)
     except (FileNotFoundError, LanasError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
