@@ -165,7 +165,7 @@ def test_bad_run_settings(overrides, expected, tmp_path):
     [
         ("searcher=nope", "searcher=nope: could not find 'searcher/nope'. Available options in 'searcher': "
          + ", ".join(SEARCHERS)),
-        ("dataset=mnist", "Available options in 'dataset': cifar10, cifar100, imagenet16-120"),
+        ("dataset=mnist", "Available options in 'dataset': cifar10, cifar100, fashion_mnist, imagenet16-120"),
         ("logger=tensorboard", "Available options in 'logger':"),
         ("searcher.nope=1", "searcher.nope is not a config key; allowed here: Cp, candidate_batch, init_samples"),
         ("nope=1", "nope is not a config key; allowed here: benchmark, budget"),
