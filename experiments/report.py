@@ -344,7 +344,7 @@ def plot_time_curves(groups: dict[tuple, list[Run]], keys: Sequence[str], path: 
 
 
 def make_report(roots: Sequence[str | Path], out: str | Path, budgets: Sequence[int] = analysis.DEFAULT_BUDGETS,
-                with_references: bool = True, rq4_training: bool = True) -> dict[str, Any]:
+                with_references: bool = True, rq4_training: bool = True, rq4_seed_check: int = 0) -> dict[str, Any]:
     """Load the runs below ``roots``, write the report into ``out`` and return what was written."""
     runs, unfinished = analysis.load_runs(roots)
     if not runs:
@@ -401,7 +401,7 @@ def make_report(roots: Sequence[str | Path], out: str | Path, budgets: Sequence[
     rq4 = None
     if rq4_runs(runs):  # one-shot runs: the RQ4 part (rq4.md), appended here too
         rq4 = rq4_report(rq4_runs(runs), roots, out, train=rq4_training,
-                         log=lambda line: print(line, file=sys.stderr, flush=True))
+                         log=lambda line: print(line, file=sys.stderr, flush=True), seed_check=rq4_seed_check)
         figures += rq4["figures"]
         md += ["", rq4["markdown"].replace("# RQ4", "## RQ4", 1).replace("\n## ", "\n### "), ""]
         md += [f"![{p.stem}]({p.name})" for p in rq4["figures"]]
@@ -604,6 +604,8 @@ def plot_rq4_scratch(groups: dict[str, list[float]], path: Path, subtitle: str) 
     ax = fig.subplots()
     rng = np.random.default_rng(0)  # horizontal jitter of the dots only
     names = list(groups)
+    every = np.concatenate([np.asarray(v, dtype=float) for v in groups.values()])
+    floor = _outlier_floor(every)
     for i, name in enumerate(names):
         vals = np.asarray(groups[name], dtype=float)
         ax.scatter(i + rng.uniform(-0.12, 0.12, len(vals)), vals, s=14, alpha=0.6, color=f"C{i}")
@@ -611,6 +613,11 @@ def plot_rq4_scratch(groups: dict[str, list[float]], path: Path, subtitle: str) 
         ax.errorbar(i + 0.25, mean, yerr=0 if math.isnan(se) else se, fmt="s", color="k", capsize=4)
         ax.annotate(f"{mean:.4f}", (i + 0.3, mean), fontsize=8, xytext=(3, 0), textcoords="offset points")
     ax.set_xticks(range(len(names)), [f"{n}\n(n={len(groups[n])})" for n in names], fontsize=8)
+    if floor is not None:  # a cell at chance level would squash the others into one line
+        below = every[every < floor]
+        ax.set_ylim(bottom=floor)
+        ax.text(0.01, 0.01, f"below the axis: {len(below)} cell(s) at {', '.join(f'{v:.3f}' for v in below)} "
+                "(counted in the means)", transform=ax.transAxes, fontsize=7, va="bottom")
     ax.set_ylabel("test accuracy, trained from scratch")
     ax.grid(alpha=0.3, axis="y")
     ax.set_title(f"cells trained from scratch (dots; square: mean ± SE)\n{subtitle}", fontsize=9)
@@ -618,10 +625,39 @@ def plot_rq4_scratch(groups: dict[str, list[float]], path: Path, subtitle: str) 
     fig.savefig(path, dpi=120)
 
 
+def _outlier_floor(values: np.ndarray) -> float | None:
+    """A lower axis limit leaving out values far below the rest (beyond 3 IQR), or None when there are none."""
+    if len(values) < 4:
+        return None
+    q1, q3 = np.percentile(values, [25, 75])
+    low = q1 - 3 * max(q3 - q1, 1e-3)
+    kept = values[values >= low]
+    if len(kept) == len(values):
+        return None
+    return float(kept.min() - 0.1 * (kept.max() - kept.min() + 1e-3))
+
+
 def plot_rq4_rank(x: Sequence[float], y: Sequence[float], agreement: dict[str, float], path: Path,
                   xlabel: str, ylabel: str) -> None:
-    fig = Figure(figsize=(5.5, 4.5))
-    ax = fig.subplots()
+    """Scatter of the pairs; with cells far below the others (at chance level), a second panel zooms
+    on the rest and gives its own Kendall tau / Spearman rho."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    fx, fy = _outlier_floor(x), _outlier_floor(y)
+    keep = (x >= (fx if fx is not None else -np.inf)) & (y >= (fy if fy is not None else -np.inf))
+    zoom = not keep.all() and keep.sum() >= 4
+    fig = Figure(figsize=(10 if zoom else 5.5, 4.5))
+    axes = fig.subplots(1, 2 if zoom else 1)
+    ax = axes[0] if zoom else axes
+    if zoom:
+        inner = rank_agreement(x[keep], y[keep])
+        right = axes[1]
+        right.scatter(x[keep], y[keep], s=18, alpha=0.7)
+        right.set_xlabel(xlabel)
+        right.grid(alpha=0.3)
+        right.set_title(f"without the {int((~keep).sum())} cell(s) far below: n={inner['n']}, tau "
+                        f"{inner['kendall_tau']:.2f} [{inner['kendall_tau_low']:.2f}, {inner['kendall_tau_high']:.2f}], "
+                        f"rho {inner['spearman_rho']:.2f} [{inner['spearman_rho_low']:.2f}, "
+                        f"{inner['spearman_rho_high']:.2f}]", fontsize=8)
     ax.scatter(x, y, s=18, alpha=0.7)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
@@ -656,9 +692,11 @@ def _space(name: str):
 
 
 def rq4_report(runs: Sequence[Run], roots: Sequence[str | Path], out: Path, train: bool = True,
-               log=print) -> dict[str, Any]:
+               log=print, seed_check: int = 0) -> dict[str, Any]:
     """The RQ4 part of the report (see the comment above); returns its numbers and writes
-    ``rq4.md``, ``rq4.json``, ``rq4_cells.csv`` and the ``rq4_*.png`` figures into ``out``."""
+    ``rq4.md``, ``rq4.json``, ``rq4_cells.csv`` and the ``rq4_*.png`` figures into ``out``.
+    ``seed_check`` > 0 trains that many working random cells again with the next seed, to show how
+    much one training's seed moves the from-scratch accuracy (the noise under the rank agreement)."""
     import json
 
     from lanas.cli import apply_torch_threads
@@ -742,9 +780,17 @@ def rq4_report(runs: Sequence[Run], roots: Sequence[str | Path], out: Path, trai
         if len(pairs) >= 4:
             agreement = rank_agreement(*zip(*pairs))
             result["rank_agreement"] = agreement
+            xs, ys = (np.asarray(v, dtype=float) for v in zip(*pairs))
+            fx, fy = _outlier_floor(xs), _outlier_floor(ys)
+            keep = (xs >= (fx if fx is not None else -np.inf)) & (ys >= (fy if fy is not None else -np.inf))
+            if not keep.all() and keep.sum() >= 4:  # cells at chance level (a dead output node) left out
+                result["rank_agreement_without_outliers"] = rank_agreement(xs[keep], ys[keep])
             figures.append(out / "rq4_rank.png")
             plot_rq4_rank(*zip(*pairs), agreement, figures[-1], "supernet score (validation accuracy)",
                           "test accuracy trained from scratch")
+        if seed_check:
+            result["seed_check"] = rq4_seed_check(cells_rows, scratch, dataset, folder, config.get("threads"),
+                                                  seed_check, train, log)
         cpu = [r["scratch_cpu_s"] for r in cells_rows if not math.isnan(r["scratch_cpu_s"])]
         result["scratch_cpu_s_median"] = float(np.median(cpu)) if cpu else math.nan
 
@@ -766,6 +812,23 @@ def rq4_report(runs: Sequence[Run], roots: Sequence[str | Path], out: Path, trai
     result["figures"] = figures
     result["markdown"] = md
     return result
+
+
+def rq4_seed_check(rows: Sequence[dict[str, Any]], scratch: dict[str, Any], dataset: str, folder: Path,
+                   threads: int | None, count: int, train: bool, log) -> dict[str, Any]:
+    """The first ``count`` working random cells (above chance) trained again with ``scratch.seed + 1``:
+    mean absolute change and the standard deviation of one training (sd of the differences / sqrt 2),
+    beside the spread of the working random cells."""
+    live = [r for r in rows if r["group"] == "random cell" and not math.isnan(r["test_acc"])]
+    floor = _outlier_floor(np.array([r["test_acc"] for r in live]))
+    live = [r for r in live if floor is None or r["test_acc"] >= floor]
+    again = rq4_scratch([r["arch"] for r in live[:count]], {**scratch, "seed": int(scratch.get("seed", 0)) + 1},
+                        dataset, folder, threads, train=train, log=log)
+    pairs = [(r["test_acc"], again[r["arch"]]["test_acc"]) for r in live[:count] if r["arch"] in again]
+    diff = np.array([b - a for a, b in pairs])
+    return {"n": len(pairs), "mean_abs_change": float(np.abs(diff).mean()) if len(diff) else math.nan,
+            "sd_one_training": float(diff.std(ddof=1) / math.sqrt(2)) if len(diff) > 1 else math.nan,
+            "sd_between_cells": float(np.std([r["test_acc"] for r in live], ddof=1)) if len(live) > 1 else math.nan}
 
 
 def rq4_nb201_agreement(runs: Sequence[Run], space: Any) -> dict[str, Any]:
@@ -819,6 +882,17 @@ def rq4_markdown(result: dict[str, Any], config: dict[str, Any]) -> str:
                   f"n={a['n']}: Kendall tau {a['kendall_tau']:.3f} [95% bootstrap {a['kendall_tau_low']:.3f}, "
                   f"{a['kendall_tau_high']:.3f}], Spearman rho {a['spearman_rho']:.3f} "
                   f"[{a['spearman_rho_low']:.3f}, {a['spearman_rho_high']:.3f}]."]
+        if result.get("rank_agreement_without_outliers"):
+            b = result["rank_agreement_without_outliers"]
+            lines += ["", f"Without the {a['n'] - b['n']} cell(s) far below the others (beyond 3 IQR: a cell at chance "
+                      f"level): n={b['n']}, Kendall tau {b['kendall_tau']:.3f} [{b['kendall_tau_low']:.3f}, "
+                      f"{b['kendall_tau_high']:.3f}], Spearman rho {b['spearman_rho']:.3f} "
+                      f"[{b['spearman_rho_low']:.3f}, {b['spearman_rho_high']:.3f}]."]
+    if result.get("seed_check"):
+        c = result["seed_check"]
+        lines += ["", f"Seed noise: {c['n']} working random cells trained again with the next seed changed by "
+                  f"{c['mean_abs_change']:.4f} on average (sd of one training {_fmt(c['sd_one_training'], 4)}); the "
+                  f"working random cells spread with sd {_fmt(c['sd_between_cells'], 4)}."]
     if result.get("nb201_table"):
         t = result["nb201_table"]
         a = t["agreement"]
@@ -850,6 +924,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="comma-separated sample budgets for the best-reward columns")
     parser.add_argument("--rq4-no-training", action="store_true",
                         help="one-shot (RQ4) sweeps: leave out cells not yet trained from scratch (cached ones stay)")
+    parser.add_argument("--rq4-seed-check", type=int, default=0, metavar="N",
+                        help="one-shot (RQ4) sweeps: train N working random cells again with the next seed (seed noise)")
     parser.add_argument("--no-references", action="store_true",
                         help="leave out random search's expectation (the paper's figures stay)")
     args = parser.parse_args(argv)
@@ -860,7 +936,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Path(args.out) if args.out else Path("reports") / Path(args.dirs[0]).resolve().name
     try:
         report = make_report(args.dirs, out, budgets, with_references=not args.no_references,
-                             rq4_training=not args.rq4_no_training)
+                             rq4_training=not args.rq4_no_training, rq4_seed_check=args.rq4_seed_check)
     except (FileNotFoundError, LanasError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -166,7 +166,7 @@ def test_bad_run_settings(overrides, expected, tmp_path):
         ("searcher=nope", "searcher=nope: could not find 'searcher/nope'. Available options in 'searcher': "
          + ", ".join(SEARCHERS)),
         ("dataset=mnist", "Available options in 'dataset': australian, blood_transfusion, car, cifar10, cifar100, "
-         "credit_g, imagenet16-120, kc1, naval, parkinsons, phoneme, protein, segment, slice, vehicle"),
+         "credit_g, fashion_mnist, imagenet16-120, kc1, naval, parkinsons, phoneme, protein, segment, slice, vehicle"),
         ("logger=tensorboard", "Available options in 'logger':"),
         ("searcher.nope=1", "searcher.nope is not a config key; allowed here: Cp, candidate_batch, init_samples"),
         ("nope=1", "nope is not a config key; allowed here: benchmark, budget"),

@@ -216,8 +216,9 @@ def test_rq4_report_on_generated_data(nb201_supernet, tmp_path):
         summary = run(nb201_smoke(nb201_supernet, f"searcher={searcher}"), sweep / searcher)
         assert summary["num_samples"] == 30 and summary["search_space"] == "nasbench201"
         assert summary["benchmark"] == "supernet" and NASBench201Space().from_string(summary["best_arch"]) >= 0
-    report = make_report([sweep], tmp_path / "report")
+    report = make_report([sweep], tmp_path / "report", rq4_seed_check=2)
     rq4 = report["rq4"]
+    assert rq4["seed_check"]["n"] == 2 and rq4["seed_check"]["mean_abs_change"] >= 0
     assert rq4["searches"].keys() == {"lanas", "random"}
     assert {g: v["n"] for g, v in rq4["scratch"].items()} == {"lanas best": 1, "random best": 1, "random cell": 4}
     assert all(0 <= x <= 1 for v in rq4["scratch"].values() for x in v["values"])

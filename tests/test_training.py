@@ -95,7 +95,7 @@ def test_nasbench101_cells_train_through_nasbench_pytorch(tmp_path):
         f"evaluator.out_dir={tmp_path / 'evals'}", f"evaluator.data.data_dir={tmp_path / 'data'}",
         "+evaluator.data.fake_images=200", "+evaluator.data.image_size=8", "evaluator.data.batch_size=32",
         "evaluator.data.val_size=40", "evaluator.data.num_workers=0", "evaluator.data.download=false",
-        "evaluator.network.init_channels=8", "+evaluator.network.cells=1", "evaluator.trainer.max_epochs=-1",
+        "evaluator.network.init_channels=8", "evaluator.network.cells=1", "evaluator.trainer.max_epochs=-1",
         "+evaluator.trainer.max_steps=3", "evaluator.trainer.accelerator=cpu")
     summary = run(cfg, tmp_path / "run")
     assert summary["search_space"] == "nasbench101" and summary["benchmark"] == "train"

@@ -102,7 +102,8 @@ class SupernetEvaluator(Evaluator):
     def read_hparams(path: str) -> dict[str, Any]:
         """The supernet hyper-parameters saved in a Lightning checkpoint; one-line errors naming the file."""
         try:
-            saved = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+            # weights_only: reading the hyper-parameters runs no code from the file (tensors and plain data only).
+            saved = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
         except FileNotFoundError:
             raise ConfigError(f"evaluator.checkpoint={path!r} does not exist") from None
         except Exception as err:  # a cut or foreign file: zipfile/pickle/runtime errors of torch.load

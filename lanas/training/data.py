@@ -272,7 +272,7 @@ class IdxDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         from PIL import Image
 
-        img = Image.fromarray(self.images[index].numpy(), mode="L")
+        img = Image.fromarray(self.images[index].numpy())  # uint8 HxW: grey ("L")
         return (self.transform(img) if self.transform else img), int(self.labels[index])
 
 
