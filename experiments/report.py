@@ -350,6 +350,9 @@ def make_report(roots: Sequence[str | Path], out: str | Path, budgets: Sequence[
         raise FileNotFoundError(f"no finished runs (summary.json + trace.csv) below {', '.join(map(str, roots))}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    for run in runs:  # runs started without a workers= override still group by their worker count
+        if run.summary.get("workers") is not None:
+            run.params.setdefault("workers", run.summary["workers"])
     keys = analysis.swept_parameters(runs)
     rows = analysis.summary_table(runs, keys, budgets)
     refs = analysis.references(runs, analysis.pool_sizes(runs) if with_references else None)
@@ -396,7 +399,8 @@ def make_report(roots: Sequence[str | Path], out: str | Path, budgets: Sequence[
     md += ["", "## Figures", ""] + [f"![{p.stem}]({p.name})" for p in figures]
     (out / "table.md").write_text("\n".join(md) + "\n")
     return {"runs": runs, "unfinished": unfinished, "keys": keys, "rows": rows, "references": refs,
-            "table": table, "references_table": ref_table, "time_table": time_md, "notes": notes, "figures": figures, "out": out}
+            "table": table, "references_table": ref_table, "time_table": time_md, "notes": notes,
+            "figures": figures, "out": out}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

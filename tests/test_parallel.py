@@ -299,3 +299,23 @@ def test_prepare_engine_follows_the_config(space):
     assert (info.workers, info.engine) == (4, "simulated")
     assert isinstance(prepare_engine(cfg, space, evaluator), SimulatedEngine)
     assert prepare(compose_config())[3].engine == "none"
+
+
+# ------------------------------------------------------------------------------------------ report
+def test_report_tabulates_engine_hours_and_draws_regret_against_time(tmp_path):
+    from experiments.report import make_report
+
+    for workers in (1, 4):
+        for seed in (0, 1):
+            run(compose_config("searcher=lanas_plus", f"workers={workers}", "engine=simulated", f"seed={seed}",
+                               "budget=400"), tmp_path / "sweep" / f"w{workers}s{seed}")
+    report = make_report([tmp_path / "sweep"], tmp_path / "report", with_references=False)
+    assert (tmp_path / "report" / "regret_time.png").stat().st_size > 0
+    lines = (tmp_path / "report" / "time_table.md").read_text().splitlines()
+    # one searcher: grouped by the worker count alone (read from summary.json, no override recorded)
+    assert lines[0].startswith("| workers | runs | censored | samples: mean ± SE")
+    rows = {line.split(" | ")[0].strip("| "): line.split(" | ") for line in lines[2:]}
+    assert set(rows) == {"1", "4"} and report["time_table"]
+    # Four workers reach the optimum in fewer simulated hours than one.
+    hours = {w: float(cells[5].split(" ± ")[0].lstrip(">= ")) for w, cells in rows.items()}
+    assert hours["4"] < hours["1"]
