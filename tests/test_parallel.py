@@ -205,7 +205,9 @@ def test_mcts_counts_pending_visits_and_drops_them_when_told(space):
 
 
 # ------------------------------------------------------------------------------------------ crash safety
-@pytest.mark.parametrize("searcher", ["lanas_plus", "evolution"])
+@pytest.mark.parametrize("searcher", ["lanas_plus", "evolution",
+                                      *(pytest.param(s, marks=pytest.mark.slow) for s in ("lanas", "bo", "mcts", "random",
+                                                                                       "tpe"))])
 def test_crashes_with_evaluations_in_flight_resume_to_the_uninterrupted_trace(searcher, tmp_path, monkeypatch):
     cfg = [f"searcher={searcher}", "budget=80", "stop_at_optimum=false", "trace_timing=false", "workers=6",
            "benchmark.reward=sampled", "seed=3"]
