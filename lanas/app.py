@@ -154,6 +154,16 @@ def ignored_keys(config: dict[str, Any]) -> tuple[str, ...]:
     return (*RESULT_NEUTRAL_KEYS, "threads", "evaluator.threads", *extra)
 
 
+# Keys added to conf/config.yaml after runs were recorded, with the value that reproduces those runs:
+# a run saved without them resumes under the new code instead of being refused for "<unset> -> default".
+ADDED_KEYS: dict[str, Any] = {"workers": 1, "engine": "auto", "simulated_seconds": None, "engine_params": {}}
+
+
+def with_new_defaults(saved: dict[str, Any]) -> dict[str, Any]:
+    """``saved`` (a recorded run config) with :data:`ADDED_KEYS` it lacks set to their old behaviour."""
+    return {**ADDED_KEYS, **saved}
+
+
 def resume_mode(out_dir: str | Path, config: dict[str, Any], resume_requested: bool = False) -> str:
     """What to do in ``out_dir``: ``"fresh"``, ``"resume"`` (from its checkpoint) or ``"complete"`` (nothing).
 
@@ -167,7 +177,7 @@ def resume_mode(out_dir: str | Path, config: dict[str, Any], resume_requested: b
     complete = bool(summary and summary.get("complete", True))
     if (out_dir / CHECKPOINT).exists():
         header = Checkpointer(out_dir, 1, config, {}).verify()  # nothing in it runs code
-        differences = config_diff(header["config"], config, ignored_keys(config))
+        differences = config_diff(with_new_defaults(header["config"]), config, ignored_keys(config))
         if differences:
             raise ConfigError(
                 f"{out_dir} holds a run with a different config ({'; '.join(differences)}); "
@@ -176,7 +186,7 @@ def resume_mode(out_dir: str | Path, config: dict[str, Any], resume_requested: b
         return "complete" if complete else "resume"
     recorded = read_run_config(out_dir)
     if recorded is not None and isinstance(recorded.get("config"), dict):
-        differences = config_diff(recorded["config"], config, ignored_keys(config))
+        differences = config_diff(with_new_defaults(recorded["config"]), config, ignored_keys(config))
         if differences:
             raise ConfigError(
                 f"{out_dir} holds a run with a different config ({'; '.join(differences)}); "

@@ -360,3 +360,16 @@ def test_slurm_engine_runs_a_search_with_the_local_executor(tmp_path):
     rows = read_trace(tmp_path / TRACE)
     assert summary["engine"] == "slurm" and len(rows) == 4 and {r["worker"] for r in rows} == {"0", "1"}
     assert len(list((tmp_path / "submitit").glob("*_result.pkl"))) == 4
+
+
+def test_a_run_recorded_before_the_parallel_keys_resumes(tmp_path):
+    from lanas.app import resume_mode, run_config
+    from lanas.checkpoint import Checkpointer
+
+    cfg = compose_config("budget=30", "stop_at_optimum=false", "checkpoint_every=10")
+    config = run_config(cfg)
+    old = {k: v for k, v in config.items() if k not in ("workers", "engine", "simulated_seconds", "engine_params")}
+    Checkpointer(tmp_path, 10, old, {}).save({"loop": LoopState(num_samples=3)})
+    assert resume_mode(tmp_path, config) == "resume"
+    with pytest.raises(ConfigError, match="workers: 1 -> 4"):
+        resume_mode(tmp_path, run_config(compose_config("budget=30", "stop_at_optimum=false", "workers=4")))
