@@ -328,9 +328,17 @@ def plot_time_curves(groups: dict[tuple, list[Run]], keys: Sequence[str], path: 
         drawn.append((values, runs, grid[ok] / 3600.0, mean[ok], np.nan_to_num(se[ok])))
     positive = np.concatenate([d[3] for d in drawn]) if drawn else np.array([1.0])
     bottom = float(positive.min()) / 3 if len(positive) else 1e-6
-    for color, (values, runs, x, mean, se) in zip(_colors(len(drawn)), drawn):
-        ax.plot(x, mean, color=color, lw=1.4, label=f"{_label(keys, values)} (n={len(runs)})")
-        ax.fill_between(x, np.maximum(mean - se, bottom), mean + se, color=color, alpha=0.15, lw=0)
+    colors, styles = _colors(len(drawn)), ["-"] * len(drawn)
+    if "searcher" in keys and len(keys) == 2:  # searcher x workers: a color per searcher, a line style per other value
+        first, other = keys.index("searcher"), 1 - keys.index("searcher")
+        names = sorted({str(d[0][first]) for d in drawn})
+        others = sorted({d[0][other] for d in drawn}, key=lambda v: (str(type(v)), v))
+        palette = _colors(len(names))
+        colors = [palette[names.index(str(d[0][first]))] for d in drawn]
+        styles = [("-", "--", "-.", ":")[others.index(d[0][other]) % 4] for d in drawn]
+    for color, style, (values, runs, x, mean, se) in zip(colors, styles, drawn):
+        ax.plot(x, mean, color=color, ls=style, lw=1.4, label=f"{_label(keys, values)} (n={len(runs)})")
+        ax.fill_between(x, np.maximum(mean - se, bottom), mean + se, color=color, alpha=0.12, lw=0)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_ylim(bottom=bottom)
@@ -351,6 +359,9 @@ def make_report(roots: Sequence[str | Path], out: str | Path, budgets: Sequence[
         raise FileNotFoundError(f"no finished runs (summary.json + trace.csv) below {', '.join(map(str, roots))}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    for run in runs:  # runs started without a workers= override still group by their worker count
+        if run.summary.get("workers") is not None:
+            run.params.setdefault("workers", run.summary["workers"])
     keys = analysis.swept_parameters(runs)
     rows = analysis.summary_table(runs, keys, budgets)
     refs = analysis.references(runs, analysis.pool_sizes(runs) if with_references else None)

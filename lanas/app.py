@@ -21,7 +21,7 @@ from lanas.checkpoint import Checkpointer, config_diff, external_objects
 from lanas.cli import apply_torch_threads, error_line, one_line_error  # noqa: F401  (one_line_error: re-exported)
 from lanas.constraints import parse_constraints
 from lanas.engines.base import Engine
-from lanas.engines.select import check_parallel, check_workers, engine_name, make_engine
+from lanas.engines.choose import check_parallel, check_workers, engine_name, make_engine
 from lanas.errors import ConfigError, LanasError, require_bool, require_int
 from lanas.evaluators.base import Evaluator
 from lanas.logging import RunLogger, SafeLogger
@@ -92,7 +92,7 @@ def prepare(cfg: DictConfig) -> tuple[SearchSpace, Evaluator, Searcher, RunInfo,
     seed = require_int("seed", cfg.seed, 0)
     evaluator_cfg = cfg.get("evaluator") or cfg.get("benchmark")
     workers = require_int("workers", cfg.get("workers", 1), 1)
-    if workers > 1 and cfg.get("engine", "auto") != "simulated" and evaluator_cfg is not None \
+    if workers > 1 and cfg.get("engine", "auto") in ("auto", "local") and evaluator_cfg is not None \
             and evaluator_cfg.get("_target_"):  # before building it: a supernet loads its network first
         check_parallel(get_class(evaluator_cfg._target_), workers, evaluator_cfg.get("executor"))
     evaluator: Evaluator = build("benchmark" if cfg.get("evaluator") is None else "evaluator", evaluator_cfg)
@@ -134,10 +134,16 @@ def prepare(cfg: DictConfig) -> tuple[SearchSpace, Evaluator, Searcher, RunInfo,
     return space, evaluator, searcher, info, eval_rng
 
 
-def prepare_engine(cfg: DictConfig, space: SearchSpace, evaluator: Evaluator, elapsed_s: float = 0.0) -> Engine | None:
-    """The run's engine from ``workers``, ``engine`` and ``simulated_seconds`` (None: the sequential loop)."""
+def prepare_engine(cfg: DictConfig, space: SearchSpace, evaluator: Evaluator, elapsed_s: float = 0.0,
+                   out_dir: str | Path | None = None) -> Engine | None:
+    """The run's engine from ``workers``, ``engine``, ``simulated_seconds`` and ``engine_params``
+    (None: the sequential loop); ``engine=slurm`` keeps submitit's files in ``<out_dir>/submitit``."""
+    params = cfg.get("engine_params")
+    params = OmegaConf.to_container(params, resolve=True) if isinstance(params, DictConfig) else params
+    if params is not None and not isinstance(params, dict):
+        raise ConfigError(f"engine_params must be a mapping of submitit parameters, got {params!r}")
     return make_engine(cfg.get("engine", "auto"), cfg.get("workers", 1), evaluator, space,
-                       cfg.get("simulated_seconds"), elapsed_s)
+                       cfg.get("simulated_seconds"), elapsed_s, out_dir, params)
 
 
 def run_config(cfg: DictConfig) -> dict[str, Any]:
@@ -162,6 +168,16 @@ def ignored_keys(config: dict[str, Any]) -> tuple[str, ...]:
     return (*RESULT_NEUTRAL_KEYS, "threads", "evaluator.threads", *extra)
 
 
+# Keys added to conf/config.yaml after runs were recorded, with the value that reproduces those runs:
+# a run saved without them resumes under the new code instead of being refused for "<unset> -> default".
+ADDED_KEYS: dict[str, Any] = {"workers": 1, "engine": "auto", "simulated_seconds": None, "engine_params": {}}
+
+
+def with_new_defaults(saved: dict[str, Any]) -> dict[str, Any]:
+    """``saved`` (a recorded run config) with :data:`ADDED_KEYS` it lacks set to their old behaviour."""
+    return {**ADDED_KEYS, **saved}
+
+
 def resume_mode(out_dir: str | Path, config: dict[str, Any], resume_requested: bool = False) -> str:
     """What to do in ``out_dir``: ``"fresh"``, ``"resume"`` (from its checkpoint) or ``"complete"`` (nothing).
 
@@ -175,7 +191,7 @@ def resume_mode(out_dir: str | Path, config: dict[str, Any], resume_requested: b
     complete = bool(summary and summary.get("complete", True))
     if (out_dir / CHECKPOINT).exists():
         header = Checkpointer(out_dir, 1, config, {}).verify()  # nothing in it runs code
-        differences = config_diff(header["config"], config, ignored_keys(config))
+        differences = config_diff(with_new_defaults(header["config"]), config, ignored_keys(config))
         if differences:
             raise ConfigError(
                 f"{out_dir} holds a run with a different config ({'; '.join(differences)}); "
@@ -184,7 +200,7 @@ def resume_mode(out_dir: str | Path, config: dict[str, Any], resume_requested: b
         return "complete" if complete else "resume"
     recorded = read_run_config(out_dir)
     if recorded is not None and isinstance(recorded.get("config"), dict):
-        differences = config_diff(recorded["config"], config, ignored_keys(config))
+        differences = config_diff(with_new_defaults(recorded["config"]), config, ignored_keys(config))
         if differences:
             raise ConfigError(
                 f"{out_dir} holds a run with a different config ({'; '.join(differences)}); "
@@ -454,7 +470,7 @@ def _run_locked(cfg: DictConfig, out_dir: Path, mode: str, config: dict[str, Any
         if "evaluator_state" in saved:
             evaluator.load_state_dict(saved["evaluator_state"])
         state.resumes += 1
-    engine = prepare_engine(cfg, space, evaluator, state.elapsed_s if state is not None else 0.0)
+    engine = prepare_engine(cfg, space, evaluator, state.elapsed_s if state is not None else 0.0, out_dir)
     if engine is not None and "engine_state" in saved:  # the evaluations in flight at the checkpoint
         engine.load_state_dict(saved["engine_state"], evaluator)
     logger = SafeLogger(build("logger", cfg.logger) if cfg.get("logger") else RunLogger())

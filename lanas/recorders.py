@@ -127,7 +127,8 @@ class CheckpointSaver(Recorder):
 
     ``objects`` are what a resume restores besides the loop's counters (the searcher, the evaluation
     generator); an evaluator that learns as it goes (one with ``state_dict``, e.g. a supernet) is
-    saved too, and so are an engine's evaluations in flight. The trace is synced first, so the checkpoint never counts rows a power cut could lose.
+    saved too, and so are an engine's evaluations in flight. The trace is synced first, so the
+    checkpoint never counts rows a power cut could lose.
     """
 
     def __init__(self, checkpointer: Checkpointer, trace: TraceWriter, clock: Clock, state: LoopState,

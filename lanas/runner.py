@@ -167,8 +167,12 @@ def summary_line(summary: dict[str, Any], out_dir: str | Path) -> str:
         f"samples_to_optimum={reached if reached is not None else 'not reached'}",
         f"num_samples={summary['num_samples']}",
         f"wall_time_s={summary['wall_time_s']:.2f}",
-        f"out={out_dir}",
     ]
+    if summary.get("engine") not in (None, "none"):  # workers / engine: when the optimum finished, engine seconds
+        reached_s = summary.get("time_to_optimum_s")
+        parts += [f"workers={summary.get('workers')} engine={summary['engine']}",
+                  f"time_to_optimum_s={reached_s:.1f}" if reached_s is not None else "time_to_optimum_s=not reached"]
+    parts.append(f"out={out_dir}")
     if best is not None and optimum is not None and best > optimum:
         # benchmark.reward=sampled: a reward is one training seed's accuracy, the optimum the best mean.
         parts.insert(3, "(best_reward is one sampled seed's accuracy; global_optimum is the best mean)")

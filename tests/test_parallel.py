@@ -16,7 +16,7 @@ from lanas.checkpoint import LoopState
 from lanas.config import build_searcher, compose_config
 from lanas.engines.durations import ConstantSeconds, TableSeconds, nasbench201_train_time
 from lanas.engines.local import LocalEngine
-from lanas.engines.select import make_engine
+from lanas.engines.choose import make_engine
 from lanas.engines.simulated import SimulatedEngine
 from lanas.errors import ConfigError
 from lanas.evaluators.base import Evaluator
@@ -205,7 +205,9 @@ def test_mcts_counts_pending_visits_and_drops_them_when_told(space):
 
 
 # ------------------------------------------------------------------------------------------ crash safety
-@pytest.mark.parametrize("searcher", ["lanas_plus", "evolution"])
+@pytest.mark.parametrize("searcher", ["lanas_plus", "evolution",
+                                      *(pytest.param(s, marks=pytest.mark.slow) for s in ("lanas", "bo", "mcts", "random",
+                                                                                       "tpe"))])
 def test_crashes_with_evaluations_in_flight_resume_to_the_uninterrupted_trace(searcher, tmp_path, monkeypatch):
     cfg = [f"searcher={searcher}", "budget=80", "stop_at_optimum=false", "trace_timing=false", "workers=6",
            "benchmark.reward=sampled", "seed=3"]
@@ -299,3 +301,75 @@ def test_prepare_engine_follows_the_config(space):
     assert (info.workers, info.engine) == (4, "simulated")
     assert isinstance(prepare_engine(cfg, space, evaluator), SimulatedEngine)
     assert prepare(compose_config())[3].engine == "none"
+
+
+# ------------------------------------------------------------------------------------------ report
+def test_report_tabulates_engine_hours_and_draws_regret_against_time(tmp_path):
+    from experiments.report import make_report
+
+    for workers in (1, 4):
+        for seed in (0, 1):
+            run(compose_config("searcher=lanas_plus", f"workers={workers}", "engine=simulated", f"seed={seed}",
+                               "budget=400"), tmp_path / "sweep" / f"w{workers}s{seed}")
+    report = make_report([tmp_path / "sweep"], tmp_path / "report", with_references=False)
+    assert (tmp_path / "report" / "regret_time.png").stat().st_size > 0
+    lines = (tmp_path / "report" / "time_table.md").read_text().splitlines()
+    # one searcher: grouped by the worker count alone (read from summary.json, no override recorded)
+    assert lines[0].startswith("| workers | runs | censored | samples: mean ± SE")
+    rows = {line.split(" | ")[0].strip("| "): line.split(" | ") for line in lines[2:]}
+    assert set(rows) == {"1", "4"} and report["time_table"]
+    # Four workers reach the optimum in fewer simulated hours than one.
+    hours = {w: float(cells[5].split(" ± ")[0].lstrip(">= ")) for w, cells in rows.items()}
+    assert hours["4"] < hours["1"]
+
+
+# ------------------------------------------------------------------------------------------ slurm engine
+def test_slurm_engine_reattaches_to_finished_jobs_and_reruns_lost_ones(tmp_path):
+    """engine=slurm through submitit's local executor (the SLURM executor's code path without a cluster)."""
+    from lanas.benchmarks.nasbench201 import NASBench201Benchmark
+    from lanas.engines.cluster import ClusterEngine
+
+    bench = NASBench201Benchmark()
+    engine = ClusterEngine(2, tmp_path, cluster="local", params={"timeout_min": 5}, poll_s=0.2)
+    rng = np.random.default_rng(0)
+    engine.submit(11, bench, rng)
+    engine.submit(12, bench, rng)
+    for job, *_ in engine._running.values():
+        job.wait()
+    state = engine.state_dict()  # both finished while "the search was down"
+    ids = {row[0] for row in state["running"]}
+    submitted = set(tmp_path.glob("*_submitted.pkl"))
+    again = ClusterEngine(2, tmp_path, cluster="local", poll_s=0.2)
+    again.load_state_dict(json.loads(json.dumps(state)), bench)
+    done = sorted((f.arch, f.reward, f.worker) for f in (again.next_finished(), again.next_finished()))
+    assert done == [(11, float(bench.query([11], rng)[0]), 0), (12, float(bench.query([12], rng)[0]), 1)]
+    assert set(tmp_path.glob("*_submitted.pkl")) == submitted  # read back, not trained again
+    # A local job that died with the search (no process, no result) runs again with its seed.
+    lost = {"number": 3, "running": [["999999", 13, 7, 1, 0.0, 2]]}
+    third = ClusterEngine(2, tmp_path, cluster="local", poll_s=0.2)
+    third.load_state_dict(lost, bench)
+    finished = third.next_finished()
+    assert (finished.arch, finished.worker) == (13, 1) and finished.reward == float(bench.query([13], rng)[0])
+    assert len(set(tmp_path.glob("*_submitted.pkl")) - submitted) == 1 and ids
+    third.close()
+
+
+def test_slurm_engine_runs_a_search_with_the_local_executor(tmp_path):
+    summary = run(compose_config("searcher=random", "workers=2", "engine=slurm", "+engine_params.cluster=local",
+                                 "+engine_params.timeout_min=5", "budget=4", "stop_at_optimum=false"), tmp_path)
+    rows = read_trace(tmp_path / TRACE)
+    assert summary["engine"] == "slurm" and len(rows) == 4 and {r["worker"] for r in rows} == {"0", "1"}
+    assert len(list((tmp_path / "submitit").glob("*_result.pkl"))) == 4
+
+
+def test_a_run_recorded_before_the_parallel_keys_resumes(tmp_path):
+    from lanas.app import resume_mode, run_config
+    from lanas.checkpoint import Checkpointer
+
+    cfg = compose_config("budget=30", "stop_at_optimum=false", "checkpoint_every=10")
+    config = run_config(cfg)
+    old = {k: v for k, v in config.items() if k not in ("workers", "engine", "simulated_seconds", "engine_params")}
+    Checkpointer(tmp_path, 10, old, {}).save({"loop": LoopState(num_samples=3)})
+    assert resume_mode(tmp_path, config) == "resume"
+    with pytest.raises(ConfigError, match="workers: 1 -> 4"):
+        resume_mode(tmp_path, run_config(compose_config("budget=30", "stop_at_optimum=false", "workers=4")))

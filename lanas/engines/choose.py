@@ -8,6 +8,9 @@ naming the key.
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 from lanas.benchmarks.base import TabularBenchmark
 from lanas.engines.base import Engine
 from lanas.engines.durations import ConstantSeconds, TableSeconds, recorded_seconds
@@ -15,7 +18,7 @@ from lanas.errors import ConfigError, require_choice, require_float, require_int
 from lanas.evaluators.base import Evaluator
 from lanas.spaces.base import FiniteSearchSpace, SearchSpace
 
-ENGINES = ("auto", "none", "simulated", "local")
+ENGINES = ("auto", "none", "simulated", "local", "slurm")
 
 
 def check_workers(workers: object, space: SearchSpace) -> int:
@@ -64,8 +67,13 @@ def check_parallel(evaluator: Evaluator | type, workers: int, executor: object =
 
 
 def make_engine(engine: object, workers: object, evaluator: Evaluator, space: SearchSpace,
-                simulated_seconds: object = None, elapsed_s: float = 0.0) -> Engine | None:
-    """The run's engine, or None for the sequential loop (``engine=none``, or ``auto`` with one worker)."""
+                simulated_seconds: object = None, elapsed_s: float = 0.0, out_dir: str | Path | None = None,
+                engine_params: dict[str, Any] | None = None) -> Engine | None:
+    """The run's engine, or None for the sequential loop (``engine=none``, or ``auto`` with one worker).
+
+    ``engine=slurm`` submits to ``<out_dir>/submitit`` with ``engine_params`` (submitit's parameters,
+    e.g. ``slurm_partition``, ``timeout_min``, ``gpus_per_node``; ``cluster: local`` runs the same
+    code through submitit's local executor)."""
     workers = check_workers(workers, space)
     name = engine_name(engine, workers, evaluator)
     if name == "none":
@@ -84,6 +92,14 @@ def make_engine(engine: object, workers: object, evaluator: Evaluator, space: Se
                 f"engine=simulated needs each evaluation's recorded training time, which evaluator={evaluator.name} "
                 "does not have; set simulated_seconds=<seconds per evaluation> or engine=local")
         return SimulatedEngine(workers, TableSeconds(seconds))
+    if name == "slurm":
+        from lanas.engines.cluster import CLUSTERS, ClusterEngine
+
+        if out_dir is None:
+            raise ConfigError("engine=slurm needs a run directory for submitit's files")
+        params = dict(engine_params or {})
+        cluster = require_choice("engine_params.cluster", params.pop("cluster", "slurm"), CLUSTERS)
+        return ClusterEngine(workers, Path(out_dir) / "submitit", cluster, params, elapsed_s=elapsed_s)
     from lanas.engines.local import LocalEngine
 
     check_parallel(evaluator, workers)
