@@ -15,7 +15,7 @@ fixed decision sequence (TPE, MCTS on unbounded spaces) treats it as a proposal 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -95,13 +95,11 @@ class SubsetSpace(FiniteSearchSpace):
 
 
 class FeasibleSpace(SearchSpace):
-    """``base`` restricted to the architectures whose costs (``cost(archs) -> {metric: values}``) meet ``constraints``."""
+    """``base`` restricted to the architectures whose costs (``base.cost(archs) -> {metric: values}``) meet ``constraints``."""
 
-    def __init__(self, base: SearchSpace, constraints: Constraints,
-                 cost: Callable[[Sequence[Arch]], dict[str, np.ndarray]], max_draws: int = 100_000) -> None:
-        self.base = base
+    def __init__(self, base: SearchSpace, constraints: Constraints, max_draws: int = 100_000) -> None:
+        self.base = base  # must have cost(archs) -> {metric: values}; no bound method kept (plain pickles)
         self.constraints = constraints
-        self.cost = cost
         self.max_draws = max_draws
         self.name = base.name
 
@@ -110,7 +108,7 @@ class FeasibleSpace(SearchSpace):
         return self.base.dim
 
     def feasible(self, archs: Sequence[Arch]) -> np.ndarray:
-        return self.constraints.feasible(self.cost(archs), where=f"search_space={self.name}")
+        return self.constraints.feasible(self.base.cost(archs), where=f"search_space={self.name}")
 
     def sample(self, rng: np.random.Generator, n: int = 1) -> list[Arch]:
         """``n`` uniform draws from the feasible part (rejection sampling in batches)."""
@@ -169,14 +167,13 @@ def constrain_space(space: SearchSpace, constraints: Constraints, where: str) ->
     Used where the evaluator does not know the costs (training, supernets). One-line ConfigError when
     the space computes no costs or none of the limited metrics; ``where`` names the evaluator.
     """
-    cost = getattr(space, "cost", None)
-    if cost is None:
+    if not callable(getattr(space, "cost", None)):
         first = constraints.limits[0][0]
         raise ConfigError(
             f"constraints.{first} needs each architecture's cost, which neither search_space={space.name} "
             f"nor {where} records; set constraints.{first}=null"
         )
-    narrowed = FeasibleSpace(space, constraints, cost)
+    narrowed = FeasibleSpace(space, constraints)
     # A metric the space cannot compute: one line now, not at the first sample. The probe's generator is
     # its own (fixed) so that the run's generators are not advanced by a check.
     narrowed.feasible(space.sample(np.random.default_rng(0), 1))
