@@ -524,6 +524,16 @@ def rank_agreement(x: Sequence[float], y: Sequence[float], n_boot: int = 2000, s
         return _rank_agreement(x, y, n_boot, seed, stats)
 
 
+def tau_rho_text(a: dict[str, float], digits: int = 3, interval: str = "", short: bool = False) -> str:
+    """"Kendall tau T [low, high], Spearman rho R [low, high]" of a :func:`rank_agreement` result."""
+    def f(key: str) -> str:
+        return f"{a[key]:.{digits}f}"
+
+    tau, rho = ("tau", "rho") if short else ("Kendall tau", "Spearman rho")
+    return (f"{tau} {f('kendall_tau')} [{interval}{f('kendall_tau_low')}, {f('kendall_tau_high')}], "
+            f"{rho} {f('spearman_rho')} [{f('spearman_rho_low')}, {f('spearman_rho_high')}]")
+
+
 def _rank_agreement(x: np.ndarray, y: np.ndarray, n_boot: int, seed: int, stats: Any) -> dict[str, float]:
     out: dict[str, float] = {"n": len(x)}
     for name, fn in (("kendall_tau", stats.kendalltau), ("spearman_rho", stats.spearmanr)):
@@ -648,35 +658,36 @@ def _outlier_floor(values: np.ndarray) -> float | None:
     return float(kept.min() - 0.1 * (kept.max() - kept.min() + 1e-3))
 
 
-def plot_rq4_rank(x: Sequence[float], y: Sequence[float], agreement: dict[str, float], path: Path,
-                  xlabel: str, ylabel: str) -> None:
-    """Scatter of the pairs; with cells far below the others (at chance level), a second panel zooms
-    on the rest and gives its own Kendall tau / Spearman rho."""
-    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+def _without_outliers(x: np.ndarray, y: np.ndarray) -> np.ndarray | None:
+    """Which pairs to keep when some lie far below the others (cells at chance level); None when none do
+    or too few would be left."""
     fx, fy = _outlier_floor(x), _outlier_floor(y)
     keep = (x >= (fx if fx is not None else -np.inf)) & (y >= (fy if fy is not None else -np.inf))
-    zoom = not keep.all() and keep.sum() >= 4
-    fig = Figure(figsize=(10 if zoom else 5.5, 4.5))
-    axes = fig.subplots(1, 2 if zoom else 1)
-    ax = axes[0] if zoom else axes
-    if zoom:
-        inner = rank_agreement(x[keep], y[keep])
+    return None if keep.all() or keep.sum() < 4 else keep
+
+
+def plot_rq4_rank(x: Sequence[float], y: Sequence[float], agreement: dict[str, float], path: Path,
+                  xlabel: str, ylabel: str, inner: dict[str, float] | None = None) -> None:
+    """Scatter of the pairs; with cells far below the others (at chance level), a second panel zooms
+    on the rest with its own Kendall tau / Spearman rho (``inner``, computed when not given)."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    keep = _without_outliers(x, y)
+    fig = Figure(figsize=(10 if keep is not None else 5.5, 4.5))
+    axes = fig.subplots(1, 2 if keep is not None else 1)
+    ax = axes[0] if keep is not None else axes
+    if keep is not None:
+        inner = inner if inner is not None else rank_agreement(x[keep], y[keep])
         right = axes[1]
         right.scatter(x[keep], y[keep], s=18, alpha=0.7)
         right.set_xlabel(xlabel)
         right.grid(alpha=0.3)
-        right.set_title(f"without the {int((~keep).sum())} cell(s) far below: n={inner['n']}, tau "
-                        f"{inner['kendall_tau']:.2f} [{inner['kendall_tau_low']:.2f}, {inner['kendall_tau_high']:.2f}], "
-                        f"rho {inner['spearman_rho']:.2f} [{inner['spearman_rho_low']:.2f}, "
-                        f"{inner['spearman_rho_high']:.2f}]", fontsize=8)
+        right.set_title(f"without the {int((~keep).sum())} cell(s) far below: n={inner['n']}, "
+                        f"{tau_rho_text(inner, 2, short=True)}", fontsize=8)
     ax.scatter(x, y, s=18, alpha=0.7)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
-    ax.set_title(f"n={agreement['n']}: Kendall tau {agreement['kendall_tau']:.2f} "
-                 f"[{agreement['kendall_tau_low']:.2f}, {agreement['kendall_tau_high']:.2f}], Spearman rho "
-                 f"{agreement['spearman_rho']:.2f} [{agreement['spearman_rho_low']:.2f}, "
-                 f"{agreement['spearman_rho_high']:.2f}]", fontsize=8)
+    ax.set_title(f"n={agreement['n']}: {tau_rho_text(agreement, 2)}", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 
@@ -792,13 +803,12 @@ def rq4_report(runs: Sequence[Run], roots: Sequence[str | Path], out: Path, trai
             agreement = rank_agreement(*zip(*pairs))
             result["rank_agreement"] = agreement
             xs, ys = (np.asarray(v, dtype=float) for v in zip(*pairs))
-            fx, fy = _outlier_floor(xs), _outlier_floor(ys)
-            keep = (xs >= (fx if fx is not None else -np.inf)) & (ys >= (fy if fy is not None else -np.inf))
-            if not keep.all() and keep.sum() >= 4:  # cells at chance level (a dead output node) left out
+            keep = _without_outliers(xs, ys)
+            if keep is not None:  # cells at chance level (a dead output node) left out
                 result["rank_agreement_without_outliers"] = rank_agreement(xs[keep], ys[keep])
             figures.append(out / "rq4_rank.png")
-            plot_rq4_rank(*zip(*pairs), agreement, figures[-1], "supernet score (validation accuracy)",
-                          "test accuracy trained from scratch")
+            plot_rq4_rank(xs, ys, agreement, figures[-1], "supernet score (validation accuracy)",
+                          "test accuracy trained from scratch", inner=result.get("rank_agreement_without_outliers"))
         if seed_check:
             result["seed_check"] = rq4_seed_check(cells_rows, scratch, dataset, folder, config.get("threads"),
                                                   seed_check, train, log)
@@ -890,15 +900,11 @@ def rq4_markdown(result: dict[str, Any], config: dict[str, Any]) -> str:
     if result.get("rank_agreement"):
         a = result["rank_agreement"]
         lines += ["", "## Rank agreement: supernet score vs from-scratch test accuracy (random cells)", "",
-                  f"n={a['n']}: Kendall tau {a['kendall_tau']:.3f} [95% bootstrap {a['kendall_tau_low']:.3f}, "
-                  f"{a['kendall_tau_high']:.3f}], Spearman rho {a['spearman_rho']:.3f} "
-                  f"[{a['spearman_rho_low']:.3f}, {a['spearman_rho_high']:.3f}]."]
+                  f"n={a['n']}: {tau_rho_text(a, interval='95% bootstrap ')}."]
         if result.get("rank_agreement_without_outliers"):
             b = result["rank_agreement_without_outliers"]
             lines += ["", f"Without the {a['n'] - b['n']} cell(s) far below the others (beyond 3 IQR: a cell at chance "
-                      f"level): n={b['n']}, Kendall tau {b['kendall_tau']:.3f} [{b['kendall_tau_low']:.3f}, "
-                      f"{b['kendall_tau_high']:.3f}], Spearman rho {b['spearman_rho']:.3f} "
-                      f"[{b['spearman_rho_low']:.3f}, {b['spearman_rho_high']:.3f}]."]
+                      f"level): n={b['n']}, {tau_rho_text(b)}."]
     if result.get("seed_check"):
         c = result["seed_check"]
         lines += ["", f"Seed noise: {c['n']} working random cells trained again with the next seed changed by "
@@ -909,9 +915,7 @@ def rq4_markdown(result: dict[str, Any], config: dict[str, Any]) -> str:
         a = t["agreement"]
         lines += ["", "## NAS-Bench-201 ground truth (CIFAR-10 validation accuracy, mean over seeds)", ""]
         if a:
-            lines.append(f"{t['cells']} cells scored by the searches: Kendall tau {a['kendall_tau']:.3f} "
-                         f"[{a['kendall_tau_low']:.3f}, {a['kendall_tau_high']:.3f}], Spearman rho "
-                         f"{a['spearman_rho']:.3f} [{a['spearman_rho_low']:.3f}, {a['spearman_rho_high']:.3f}].")
+            lines.append(f"{t['cells']} cells scored by the searches: {tau_rho_text(a)}.")
         lines += ["", f"| searcher | seed | table accuracy of the found cell | rank of 15,625 (best {t['table_best']:.4f}) |",
                   "|---|---|---|---|"]
         lines += [f"| {f['searcher']} | {f['seed']} | {f['table_val_acc']:.4f} | {f['table_rank']} |" for f in t["found"]]

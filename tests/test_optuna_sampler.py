@@ -17,25 +17,10 @@ import pytest
 
 import lanas
 from lanas.errors import ConfigError
+from perf.optuna_sampler import mixed, styblinski_tang
 
 ROOT = Path(__file__).resolve().parents[1]
 optuna.logging.set_verbosity(optuna.logging.WARNING)
-
-
-def mixed(trial: optuna.Trial) -> float:
-    """A bowl over every kind of parameter; minimum 0 at x=1.3, lr=1e-3, n=40, opt=adam."""
-    x = trial.suggest_float("x", -5, 5)
-    lr = trial.suggest_float("lr", 1e-5, 1e-1, log=True)
-    n = trial.suggest_int("n", 1, 64)
-    q = trial.suggest_float("q", 0.0, 1.0, step=0.25)
-    opt = trial.suggest_categorical("opt", ["adam", "sgd", "rmsprop"])
-    return (x - 1.3) ** 2 + (math.log10(lr) + 3) ** 2 + ((n - 40) / 10) ** 2 + q + {"adam": 0, "sgd": 1,
-                                                                                        "rmsprop": 2}[opt]
-
-
-def styblinski_tang(trial: optuna.Trial) -> float:
-    """6-d Styblinski-Tang (minimum about -235 at x_i = -2.90)."""
-    return sum(x**4 - 16 * x**2 + 5 * x for x in (trial.suggest_float(f"x{i}", -5, 5) for i in range(6))) / 2
 
 
 def run_study(sampler: optuna.samplers.BaseSampler, objective=mixed, n_trials: int = 40) -> optuna.Study:

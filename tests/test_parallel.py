@@ -104,6 +104,19 @@ def test_nasbench201_train_times_are_the_package_records():
     assert ConstantSeconds(12.5)([1, 2]).tolist() == [12.5, 12.5]
 
 
+def test_recorded_times_follow_the_constraints():
+    # Under a budget the candidate space holds the kept cells only: position i is the i-th kept cell,
+    # and its simulated duration must be that cell's recorded time, not the time of full-pool cell i.
+    from lanas.app import prepare
+    from lanas.config import compose_config
+    from lanas.engines.durations import recorded_seconds
+
+    space, evaluator, *_ = prepare(compose_config("logger=none", "workers=4", "constraints.params_mb=0.344346"))
+    seconds = recorded_seconds(evaluator)
+    assert seconds.shape == (len(space),) and len(space) < 15_625
+    assert np.array_equal(seconds, nasbench201_train_time("cifar10")[evaluator.kept])
+
+
 # ------------------------------------------------------------------------------------------ the loop
 def test_loop_keeps_n_in_flight_and_tells_in_completion_order(space):
     archs = [10, 20, 30, 40, 50, 60]

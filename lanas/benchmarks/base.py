@@ -24,6 +24,15 @@ class TabularBenchmark(Evaluator):
         """Cost of each row of the table per metric the benchmark records (names of lanas.constraints.METRICS)."""
         return {}
 
+    def recorded_seconds(self) -> np.ndarray | None:
+        """Recorded training seconds of each row of the unconstrained table, or None where the data have none."""
+        return None
+
+    def train_seconds(self) -> np.ndarray | None:
+        """Recorded training seconds per pool position of the candidate space (the kept rows under constraints)."""
+        seconds = self.recorded_seconds()
+        return seconds if seconds is None or self.kept is None else seconds[self.kept]
+
     def constrain(self, constraints: Constraints) -> bool:
         """Keep only the rows within ``constraints``: the optimum becomes the constrained optimum.
 

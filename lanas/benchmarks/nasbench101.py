@@ -73,6 +73,7 @@ class NASBench101Benchmark(TabularBenchmark):
             raise BenchmarkDataError(f"{self.path}: no results at benchmark.epochs={self.epochs}")
         # Pool and table are both in hash order, so the kept rows line up with the restricted space.
         self.positions = positions[present]
+        self._present = present  # the table rows that are candidates (for recorded_seconds)
         params = table.trainable_parameters
         # params_mb (millions of parameters) where the file records trainable_parameters (for constraints).
         self._params_mb = None if params is None else np.asarray(params, dtype=np.float64)[present] / 1e6
@@ -82,6 +83,16 @@ class NASBench101Benchmark(TabularBenchmark):
 
     def metrics(self) -> dict[str, np.ndarray]:
         return {} if self._params_mb is None else {"params_mb": self._params_mb}
+
+    def recorded_seconds(self) -> np.ndarray | None:
+        """Mean ``final_training_time`` over repeats at ``epochs`` of each candidate (None when not recorded)."""
+        table = load_table(self.path)
+        if "final_training_time" not in table.columns:
+            return None
+        times = table.column("final_training_time", self.epochs).astype(np.float64)[self._present]
+        with np.errstate(invalid="ignore"):
+            seconds = np.nanmean(times, axis=1) if times.ndim == 2 else times
+        return None if np.isnan(seconds).any() else seconds
 
     def constrain(self, constraints: Constraints) -> bool:
         super().constrain(constraints)

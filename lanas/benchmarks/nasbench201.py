@@ -26,12 +26,20 @@ _TABLES: dict[str, np.ndarray] = {}  # loaded once per process, shared by every 
 _METRICS: dict[int, tuple[np.ndarray, dict[str, np.ndarray]]] = {}
 # The package's cost fields: NAS-Bench-201's model_size is in MB = millions of parameters, latency in seconds.
 _COST_FIELDS = {"params_mb": ("model_size", 1.0), "latency_ms": ("latency", 1000.0)}
+_TRAIN_SECONDS: dict[str, np.ndarray | None] = {}  # dataset -> recorded training seconds per cell (None: incomplete)
 
 
 def load_metrics(dataset: str) -> dict[str, np.ndarray]:
     """Cost metrics per cell in pool order (``params_mb``, ``latency_ms``), read with the table."""
     table = load_table(dataset)
     return _METRICS[id(table)][1]
+
+
+def load_train_seconds(dataset: str) -> np.ndarray | None:
+    """Recorded training seconds of each cell (mean over seeds) in pool order, read with the table; None when the
+    package does not give them for every cell."""
+    load_table(dataset)
+    return _TRAIN_SECONDS[dataset]
 
 
 def load_table(dataset: str) -> np.ndarray:
@@ -51,6 +59,7 @@ def load_table(dataset: str) -> np.ndarray:
             ) from err
         table = np.full((len(NASBench201Space()), 3), np.nan)
         costs = {name: np.full(len(table), np.nan) for name in _COST_FIELDS}
+        train_seconds = np.full(len(table), np.nan)
         try:
             for key, metrics in raw.items():
                 accs = metrics["val_acc"]
@@ -58,6 +67,9 @@ def load_table(dataset: str) -> np.ndarray:
                 for name, (field, scale) in _COST_FIELDS.items():
                     if field in metrics:  # the same for every seed of a cell: the first one
                         costs[name][int(key, 5)] = float(metrics[field][0]) * scale
+                times = metrics.get("train_time")
+                if times is not None and len(times):
+                    train_seconds[int(key, 5)] = sum(map(float, times)) / len(times)
         except (AttributeError, KeyError, TypeError, ValueError, IndexError) as err:
             # A readable pickle of the wrong shape (another file under this name, a damaged install).
             raise BenchmarkDataError(
@@ -75,6 +87,8 @@ def load_table(dataset: str) -> np.ndarray:
             values.setflags(write=False)
         # A cost the file does not give for every cell is not offered as a metric.
         _METRICS[id(table)] = (table, {name: values for name, values in costs.items() if not np.isnan(values).any()})
+        train_seconds.setflags(write=False)
+        _TRAIN_SECONDS[dataset] = None if np.isnan(train_seconds).any() else train_seconds
         _TABLES[dataset] = table
     return _TABLES[dataset]
 
@@ -95,6 +109,9 @@ class NASBench201Benchmark(TabularBenchmark):
 
     def metrics(self) -> dict[str, np.ndarray]:
         return load_metrics(self.dataset)
+
+    def recorded_seconds(self) -> np.ndarray | None:
+        return load_train_seconds(self.dataset)
 
     def candidate_space(self, space: SearchSpace) -> SearchSpace:
         if not isinstance(space, NASBench201Space):

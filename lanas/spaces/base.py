@@ -106,3 +106,11 @@ class FiniteSearchSpace(SearchSpace):
     def enumerate(self) -> np.ndarray:
         """Every architecture of the pool."""
         return np.arange(len(self), dtype=np.int64)
+
+    def other_uniform(self, arch: Arch, rng: np.random.Generator) -> int:
+        """A uniformly random architecture other than ``arch`` (``arch`` itself in a pool of one): the
+        fallback of a mutation that found no neighbour."""
+        if len(self) < 2:
+            return int(arch)
+        other = int(rng.integers(len(self) - 1))
+        return other + (other >= int(arch))

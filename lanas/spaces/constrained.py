@@ -66,10 +66,7 @@ class SubsetSpace(FiniteSearchSpace):
             child = int(self.local([self.base.mutate(full, rng)])[0])
             if child >= 0 and child != int(arch):
                 return child
-        if len(self) < 2:
-            return int(arch)
-        other = int(rng.integers(len(self) - 1))
-        return other + (other >= int(arch))
+        return self.other_uniform(arch, rng)
 
     def to_string(self, arch: Arch) -> str:
         return self.base.to_string(self.full(arch))

@@ -172,10 +172,7 @@ class NASBench101Space(FiniteSearchSpace):
                 found = position if local is None or position < 0 else int(local[position])
                 if found >= 0 and found != int(arch):
                     return found
-        if len(self) < 2:
-            return int(arch)
-        other = int(rng.integers(len(self) - 1))
-        return other + (other >= int(arch))
+        return self.other_uniform(arch, rng)
 
     def _local_index(self) -> np.ndarray | None:
         """Full pool position -> position in this space (-1 if absent); None for the full space."""
