@@ -15,6 +15,7 @@ searcher's loop time per sample (ask + tell only, table lookups excluded).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 from multiprocessing import Pool
 from pathlib import Path
@@ -36,6 +37,8 @@ NB101_SLICE = os.environ.get(  # beside the project, as tests/conftest.py expect
 BENCHMARKS: dict[str, list[str]] = {
     **{name: [f"dataset={name}"] for name in DATASETS},
     "nb101-20k": ["benchmark=nasbench101", f"benchmark.path={NB101_SLICE}", "benchmark.reward=val_mean"],
+    # The four HPOLib FCNet tables (tabular HPO, docs/hpo.md), as experiment=compare_fcnet runs them.
+    **{f"fcnet-{name}": ["benchmark=fcnet", f"dataset={name}"] for name in ("naval", "parkinsons", "protein", "slice")},
 }
 
 # Variant name -> Hydra overrides. Every idea tried is kept here, in the order tried; the numbers are
@@ -196,6 +199,8 @@ def main() -> None:
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(BENCHMARKS))
     parser.add_argument("--seeds", nargs=2, type=int, default=[0, 50], metavar=("FIRST", "END"))
     parser.add_argument("--jobs", type=int, default=1, help="processes (this machine is shared: 2 at most)")
+    parser.add_argument("--budget", type=int, help="stop a run after this many samples (counted as not reaching the optimum)")
+    parser.add_argument("--out", type=Path, help="append one JSON line per run (variant, dataset, seed, samples) as it ends")
     parser.add_argument("--timing", type=int, metavar="BUDGET", help="only time the variants over BUDGET samples")
     parser.add_argument("--trace", type=int, metavar="SEED", help="only trace the optimum's leaf in one run")
     parser.add_argument("--timing-synthetic", action="store_true", help="only time both on a 423,624-cell pool")
@@ -212,16 +217,24 @@ def main() -> None:
         return
     print(f"seeds {args.seeds[0]}..{args.seeds[1] - 1} ({len(seeds)} per dataset)")
     print(f"{'variant':28s} {'dataset':15s} {'mean':>7s} {'SE':>6s} {'median':>7s} {'max':>6s} {'ms/sample':>9s}")
+    budget = [f"budget={args.budget}"] if args.budget else []
     with Pool(min(args.jobs, 2)) if args.jobs > 1 else _Serial() as pool:
         for spec in args.variants:
             name, overrides = parse_variant(spec)
             for dataset in args.datasets:
-                results = pool.map(run_one, [(overrides, dataset, s) for s in seeds])
+                results = []
+                for seed, result in zip(seeds, pool.imap(run_one, [([*overrides, *budget], dataset, s) for s in seeds])):
+                    results.append(result)
+                    if args.out:
+                        with args.out.open("a") as out:
+                            out.write(json.dumps({"variant": name, "dataset": dataset, "seed": seed, "samples_to_optimum": result[0],
+                                                  "num_samples": result[1], "searcher_s": round(result[2], 3)}) + "\n")
                 hits = np.array([r[0] if r[0] is not None else r[1] for r in results], dtype=float)
+                missed = sum(r[0] is None for r in results)
                 ms = 1000 * sum(r[2] for r in results) / max(sum(r[1] for r in results), 1)
                 se = hits.std(ddof=1) / np.sqrt(len(hits)) if len(hits) > 1 else float("nan")
                 print(f"{name:28s} {dataset:15s} {hits.mean():7.1f} {se:6.1f} {np.median(hits):7.1f} "
-                      f"{hits.max():6.0f} {ms:9.3f}", flush=True)
+                      f"{hits.max():6.0f} {ms:9.3f}" + (f"  ({missed} stopped at the budget)" if missed else ""), flush=True)
 
 
 class _Serial:
@@ -236,6 +249,10 @@ class _Serial:
     @staticmethod
     def map(fn, items):  # noqa: ANN001, ANN205 - mirrors multiprocessing.Pool.map
         return [fn(item) for item in items]
+
+    @staticmethod
+    def imap(fn, items):  # noqa: ANN001, ANN205 - mirrors multiprocessing.Pool.imap
+        return (fn(item) for item in items)
 
 
 if __name__ == "__main__":

@@ -58,6 +58,7 @@ from lanas.errors import ConfigError, require_choice, require_float, require_int
 from lanas.searchers.base import Searcher, one_blas_thread
 from lanas.searchers.proposals import (FALLBACKS, LOCAL_MOVES, REGION_PROPOSALS, LocalMoves, PoolProposal,
                                        RegionProposal)
+from lanas.searchers.surrogate import ModelMoves
 from lanas.searchers.tree import MAX_CP, ROUTINGS, SPLITS, PartitionTree, fit_linear
 from lanas.spaces.base import Arch, SearchSpace
 
@@ -65,6 +66,7 @@ __all__ = ["LaNAS", "fit_linear", "REGRESSORS", "ROUTINGS", "FALLBACKS", "TRANSF
 
 REGRESSORS = ("linear", "ridge")
 TRANSFORMS = ("none", "rank", "zscore")
+LEAF_MODELS = ("none", "quadratic")
 
 
 class RewardScale:
@@ -124,6 +126,15 @@ class LaNAS(Searcher):
         local_steps: int = 1,
         local_tries: int = 20,
         size_bonus: float = 0.0,
+        leaf_model: str = "none",
+        model_prior_main: float = 1.0,
+        model_prior_pair: float = 30.0,
+        model_noise: float = 0.3,
+        model_temperature: float = 0.5,
+        model_prob: float = 1.0,
+        model_outside_weight: float = 1.0,
+        model_near_prob: float = 0.0,
+        model_near_top: int = 3,
         virtual_loss: float = 0.75,
         candidate_batch: int = 1000,
         max_tries: int = 20,
@@ -153,6 +164,18 @@ class LaNAS(Searcher):
             tries=require_int("searcher.local_tries", local_tries, 1),
         )
         self.size_bonus = require_float("searcher.size_bonus", size_bonus, 0.0)
+        self.model = None
+        if require_choice("searcher.leaf_model", leaf_model, LEAF_MODELS) == "quadratic":
+            self.model = ModelMoves(
+                prior_main=require_float("searcher.model_prior_main", model_prior_main, 1e-9),
+                prior_pair=require_float("searcher.model_prior_pair", model_prior_pair, 1e-9),
+                noise=require_float("searcher.model_noise", model_noise, 1e-9),
+                temperature=require_float("searcher.model_temperature", model_temperature, 0.0),
+                prob=require_float("searcher.model_prob", model_prob, 0.0, 1.0),
+                outside_weight=require_float("searcher.model_outside_weight", model_outside_weight, 0.0, 1.0),
+                near_prob=require_float("searcher.model_near_prob", model_near_prob, 0.0, 1.0),
+                near_top=require_int("searcher.model_near_top", model_near_top, 1),
+            )
         self.virtual_loss = require_float("searcher.virtual_loss", virtual_loss, 0.0, 1.0)
         fallback = require_choice("searcher.leaf_fallback", leaf_fallback, FALLBACKS)
         region = RegionProposal(
@@ -225,6 +248,8 @@ class LaNAS(Searcher):
         self.proposal.index(self.tree, self.space, self.taken, self.rng)
         self._fitted_at = self.num_told
         self.num_refits += 1
+        if getattr(self, "model", None) is not None:
+            self.model.forget_regions()
         for arch in self._leaf_of_arch:  # proposals in flight: pending in the new tree's regions
             leaf = self.proposal.leaf(arch, self.tree, self.space)
             self._leaf_of_arch[arch] = leaf
@@ -248,6 +273,11 @@ class LaNAS(Searcher):
 
     def _propose(self, path: list[int]) -> tuple[Arch, int]:
         leaf = path[-1]
+        if getattr(self, "model", None) is not None:  # searchers pickled before leaf models existed have none
+            arch = self.model.propose(self.tree, leaf, self.proposal, self.space, self.rng, self.taken,
+                                      self.archs, self.rewards)
+            if arch is not None:
+                return arch, leaf
         arch = self.local.propose(self.tree, leaf, self.proposal, self.space, self.rng, self.taken,
                                   self.archs, self.rewards)
         if arch is not None:
@@ -276,4 +306,6 @@ class LaNAS(Searcher):
         stats = {"refits": self.num_refits, **self.proposal.stats()}
         if self.local.prob > 0:
             stats.update(self.local.stats())
+        if getattr(self, "model", None) is not None:
+            stats.update(self.model.stats())
         return stats
