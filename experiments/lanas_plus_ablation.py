@@ -42,14 +42,46 @@ BENCHMARKS: dict[str, list[str]] = {
 }
 
 # Variant name -> Hydra overrides. Every idea tried is kept here, in the order tried; the numbers are
-# in experiments/lanas_plus_ablation.md. FIRST is the first LaNAS+ draft (rank-scaled rewards and
-# in-leaf mutations on LaNAS's height-5 tree); later rounds change one or two knobs from it.
-PLUS = "searcher=lanas_plus"
+# in experiments/lanas_plus_ablation.md. Rounds 1-5 built lanas_plus_v1: FIRST is its first draft
+# (rank-scaled rewards and in-leaf mutations on LaNAS's height-5 tree); later rounds change one or two
+# knobs from it. Rounds 6-8 (issue 18) put a model inside the leaf (MODEL) and built today's lanas_plus.
+PLUS = "searcher=lanas_plus_v1"
 FIRST = [PLUS, "searcher.tree_height=5", "searcher.local_top=3", "searcher.local_move=mutate",
          "searcher.split=regression"]
 TOP1 = [*FIRST, "searcher.local_top=1"]
 TOP1_H4 = [*TOP1, "searcher.tree_height=4"]
 NEAREST = [*TOP1_H4, "searcher.local_move=nearest"]
+# Round 6: a Bayesian quadratic model picks inside the leaf (Thompson sampling), v1's local moves off.
+MODEL = [PLUS, "searcher.leaf_model=quadratic", "searcher.local_prob=0"]
+M_H3 = [*MODEL, "searcher.tree_height=3"]
+W01 = [*M_H3, "searcher.model_outside_weight=0.1"]
+MODEL_ROUNDS: dict[str, list[str]] = {
+    **{f"m_h{h}": [*MODEL, f"searcher.tree_height={h}"] for h in (1, 2, 3, 4)},
+    "m_h3_q0.8": [*M_H3, "searcher.model_prob=0.8"],
+    "m_h3_q0.9_local": [*M_H3, "searcher.model_prob=0.9", "searcher.local_prob=0.5"],
+    "m_h3_t0.75": [*M_H3, "searcher.model_temperature=0.75"],
+    "m_h3_t1": [*M_H3, "searcher.model_temperature=1.0"],
+    "m_h3_cp0.2": [*M_H3, "searcher.Cp=0.2"],
+    # round 7: the model weighs the samples outside the chosen leaf less
+    **{f"m_h3_w{w}": [*M_H3, f"searcher.model_outside_weight={w}"] for w in ("0", "0.03", "0.1", "0.3")},
+    "m_h2_w0.1": [*W01, "searcher.tree_height=2"],
+    "m_h4_w0.1": [*W01, "searcher.tree_height=4"],
+    "m_h4_w0.3": [*M_H3, "searcher.model_outside_weight=0.3", "searcher.tree_height=4"],
+    # round 8: one knob at a time from m_h3_w0.1
+    "w_noise0.2": [*W01, "searcher.model_noise=0.2"],
+    "w_noise0.5": [*W01, "searcher.model_noise=0.5"],
+    "w_pair10": [*W01, "searcher.model_prior_pair=10"],
+    "w_pair100": [*W01, "searcher.model_prior_pair=100"],
+    "w_t0.3": [*W01, "searcher.model_temperature=0.3"],
+    "w_t0.7": [*W01, "searcher.model_temperature=0.7"],
+    "w_init5": [*W01, "searcher.init_samples=5"],
+    "w_cp0.05": [*W01, "searcher.Cp=0.05"],
+    "w_cp0.3": [*W01, "searcher.Cp=0.3"],
+    "w_refit10": [*W01, "searcher.refit_every=10"],
+    "w_near0.3": [*W01, "searcher.model_near_prob=0.3"],
+    "w_near0.5_top1": [*W01, "searcher.model_near_prob=0.5", "searcher.model_near_top=1"],
+    "w_near0.5_top5": [*W01, "searcher.model_near_prob=0.5", "searcher.model_near_top=5"],
+}
 VARIANTS: dict[str, list[str]] = {
     # references
     "lanas": ["searcher=lanas"],
@@ -106,8 +138,12 @@ VARIANTS: dict[str, list[str]] = {
     "nearest_top3": [*NEAREST, "searcher.local_top=3"],
     "top1_h4_mutate_tries5": [*TOP1_H4, "searcher.local_tries=5"],
     "nearest_cls": [*NEAREST, "searcher.split=classifier"],
-    # the preset's defaults (= nearest_cls)
+    # the v1 preset's defaults (= nearest_cls)
     "plus": [PLUS],
+    "lanas_plus_v1": [PLUS],
+    **MODEL_ROUNDS,
+    # today's preset (= m_h3_w0.1)
+    "lanas_plus": ["searcher=lanas_plus"],
 }
 
 

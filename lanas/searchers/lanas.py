@@ -54,7 +54,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import rankdata
 
-from lanas.errors import ConfigError, require_choice, require_float, require_int
+from lanas.errors import ConfigError, require_bool, require_choice, require_float, require_int
 from lanas.searchers.base import Searcher, one_blas_thread
 from lanas.searchers.proposals import (FALLBACKS, LOCAL_MOVES, REGION_PROPOSALS, LocalMoves, PoolProposal,
                                        RegionProposal)
@@ -135,6 +135,7 @@ class LaNAS(Searcher):
         model_outside_weight: float = 1.0,
         model_near_prob: float = 0.0,
         model_near_top: int = 3,
+        model_evidence: bool = False,
         virtual_loss: float = 0.75,
         candidate_batch: int = 1000,
         max_tries: int = 20,
@@ -175,6 +176,7 @@ class LaNAS(Searcher):
                 outside_weight=require_float("searcher.model_outside_weight", model_outside_weight, 0.0, 1.0),
                 near_prob=require_float("searcher.model_near_prob", model_near_prob, 0.0, 1.0),
                 near_top=require_int("searcher.model_near_top", model_near_top, 1),
+                evidence=require_bool("searcher.model_evidence", model_evidence),
             )
         self.virtual_loss = require_float("searcher.virtual_loss", virtual_loss, 0.0, 1.0)
         fallback = require_choice("searcher.leaf_fallback", leaf_fallback, FALLBACKS)
@@ -249,7 +251,7 @@ class LaNAS(Searcher):
         self._fitted_at = self.num_told
         self.num_refits += 1
         if getattr(self, "model", None) is not None:
-            self.model.forget_regions()
+            self.model.forget_regions(self.space, self.rng, self.archs, self.rewards)
         for arch in self._leaf_of_arch:  # proposals in flight: pending in the new tree's regions
             leaf = self.proposal.leaf(arch, self.tree, self.space)
             self._leaf_of_arch[arch] = leaf

@@ -37,6 +37,9 @@ from lanas.spaces.base import Arch, SearchSpace
 
 # Reference rows used to find the pairwise products that vary (enough to see every pair that occurs).
 MAX_REFERENCE_ROWS = 20_000
+# Largest model: a proposal factorises a matrix of this side. Encodings with more pairs than fit (NASNet's
+# 160 columns give 12,720) keep their main effects only.
+MAX_FEATURES = 1024
 
 
 def normal_scores(rewards: np.ndarray) -> np.ndarray:
@@ -46,9 +49,12 @@ def normal_scores(rewards: np.ndarray) -> np.ndarray:
 
 
 class QuadraticFeatures:
-    """``[1, x, x_i * x_j for the pairs that vary]`` of encodings ``x``; squares only of non-binary columns."""
+    """``[1, x, x_i * x_j for the pairs that vary]`` of encodings ``x``; squares only of non-binary columns.
 
-    def __init__(self, reference: np.ndarray) -> None:
+    With more than ``max_size`` features in all, the pairs are left out (main effects only).
+    """
+
+    def __init__(self, reference: np.ndarray, max_size: int = MAX_FEATURES) -> None:
         reference = np.asarray(reference, dtype=np.float64)
         if len(reference) > MAX_REFERENCE_ROWS:  # an evenly spaced subset: deterministic, no generator needed
             reference = reference[np.linspace(0, len(reference) - 1, MAX_REFERENCE_ROWS).astype(np.int64)]
@@ -57,8 +63,13 @@ class QuadraticFeatures:
         i, j = np.triu_indices(self.dim)
         keep = (i != j) | ~binary[i]  # x_i * x_i = x_i for a binary column
         i, j = i[keep], j[keep]
+        if 1 + self.dim + len(i) > 4 * max_size:  # far too many: skip the pass over the reference
+            i, j = i[:0], j[:0]
         varies = np.array([np.ptp(reference[:, a] * reference[:, b]) > 0 for a, b in zip(i, j)], dtype=bool)
-        self.i, self.j = i[varies], j[varies]
+        i, j = i[varies], j[varies]
+        if 1 + self.dim + len(i) > max_size:
+            i, j = i[:0], j[:0]
+        self.i, self.j = i, j
 
     @property
     def size(self) -> int:
@@ -109,6 +120,26 @@ class QuadraticModel:
             self._rows = grown
         self._rows[self.count : self.count + len(rows)] = rows
         self.count += len(rows)
+
+    def evidence(self, rewards: Sequence[float], noise: float, prior_pair: float) -> float:
+        """Log marginal likelihood of the normal scores of every sample added, under these hyperparameters."""
+        z = normal_scores(np.asarray(rewards, dtype=np.float64)[: self.count])
+        rows = self._rows[: self.count]
+        prior = self.prior.copy()
+        prior[1 + self.features.dim :] = prior_pair
+        precision = self.gram / noise
+        precision[np.diag_indices_from(precision)] += prior
+        chol = np.linalg.cholesky(precision)
+        mean = sla.cho_solve((chol, True), rows.T @ z / noise)
+        residual = z - rows @ mean
+        return float(0.5 * np.log(prior).sum() - 0.5 * self.count * np.log(noise) - 0.5 * residual @ residual / noise
+                     - 0.5 * mean @ (prior * mean) - np.log(np.diag(chol)).sum())
+
+    def tune(self, rewards: Sequence[float], noises: Sequence[float], pair_priors: Sequence[float]) -> None:
+        """Empirical Bayes: the (noise, prior_pair) of the grid with the largest evidence."""
+        best = max((self.evidence(rewards, n, p), n, p) for n in noises for p in pair_priors)
+        self.noise = best[1]
+        self.prior[1 + self.features.dim :] = best[2]
 
     def local_gram(self, local: np.ndarray, key: Any) -> np.ndarray:
         """Gram matrix of the samples ``local`` (increasing indices), grown from the last call with the same
@@ -168,10 +199,11 @@ class ModelMoves:
 
     def __init__(self, prior_main: float = 1.0, prior_pair: float = 30.0, noise: float = 0.3,
                  temperature: float = 0.5, prob: float = 1.0, outside_weight: float = 1.0,
-                 near_prob: float = 0.0, near_top: int = 3) -> None:
+                 near_prob: float = 0.0, near_top: int = 3, evidence: bool = False) -> None:
         self.prior_main, self.prior_pair, self.noise, self.temperature = prior_main, prior_pair, noise, temperature
         self.prob, self.outside_weight = prob, outside_weight
         self.near_prob, self.near_top = near_prob, near_top
+        self.evidence = evidence
         self.model: QuadraticModel | None = None
         self.num_model = 0
 
@@ -235,10 +267,14 @@ class ModelMoves:
                 return take_rows(batch, rows), X[rows]
         return [], None
 
-    def forget_regions(self) -> None:
-        """Called after each refit: the leaves' samples are new sets."""
+    def forget_regions(self, space: SearchSpace, rng: np.random.Generator, archs: Sequence[Arch],
+                       rewards: Sequence[float]) -> None:
+        """Called after each refit: the leaves' samples are new sets (and, with ``evidence``, the
+        hyperparameters are chosen again)."""
         if self.model is not None:
             self.model.forget_local()
+        if self.evidence:
+            self._sync(space, rng, archs).tune(rewards, (0.1, 0.2, 0.3, 0.5, 1.0), (3.0, 10.0, 30.0, 100.0))
 
     def stats(self) -> dict[str, Any]:
         return {"model_samples": self.num_model}
