@@ -5,6 +5,8 @@
     python -m experiments.lanas_plus_ablation --timing 500 --variants lanas plus --seeds 0 10  # ms/sample
     python -m experiments.lanas_plus_ablation --timing-synthetic      # ms/sample at NAS-Bench-101 size
     python -m experiments.lanas_plus_ablation --trace 20 --variants lanas --datasets cifar10    # one run's tree
+    python -m experiments.lanas_plus_ablation --where --variants lanas_plus_v1 --datasets cifar10 --seeds 0 30
+    python -m experiments.lanas_plus_ablation --fit-table --datasets cifar10 cifar100 imagenet16-120 nb101-20k
 
 Each run builds the searcher exactly as ``run.py`` would (the composed Hydra config through
 ``lanas.app.prepare``), then runs the loop's core (``lanas.loop.search``) without writing files until
@@ -90,6 +92,7 @@ VARIANTS: dict[str, list[str]] = {
     "bo": ["searcher=bo"],
     "tpe": ["searcher=tpe"],
     "tpe_multivariate": ["searcher=tpe_multivariate"],
+    "gp": ["searcher=gp"],
     "lanas_h7_cp0.5": ["searcher=lanas", "searcher.tree_height=7", "searcher.Cp=0.5"],
     # round 1: which part of the first draft matters
     "first": FIRST,
@@ -192,6 +195,73 @@ def trace_optimum(spec: str, dataset: str, seed: int, every: int = 10) -> None:
             print(f"optimum evaluated at sample {record.sample}")
 
 
+def where_samples_go(spec: str, dataset: str, seeds: range, checkpoints: tuple[int, ...] = (20, 50, 100)) -> None:
+    """Where a variant spends its samples before the optimum, averaged over ``seeds`` (the evidence table).
+
+    At each checkpoint of every run that has not found the optimum yet: the rank of the optimum's leaf
+    among the leaves by value (0 = the best), the share of the samples so far that went into that leaf, the
+    op edits between the last 10 proposals and the optimum (NAS-Bench-201: 0-6), and the optimum's rank
+    among the unevaluated cells by the tree (cells ordered by their leaf's value, ties shared) and, for
+    variants with a leaf model, by the model's posterior mean.
+    """
+    from lanas.searchers.surrogate import QuadraticFeatures, QuadraticModel
+    from lanas.spaces.nasbench201 import index_to_ops
+
+    rows: dict[int, list[tuple[float, ...]]] = {c: [] for c in checkpoints}
+    for seed in seeds:
+        cfg = compose_config(*parse_variant(spec)[1], *BENCHMARKS[dataset], f"seed={seed}")
+        space, evaluator, searcher, info, eval_rng = prepare(cfg)
+        optimum = int(evaluator.optimal_archs()[0])
+        features = space.features()
+        for record in search(space, evaluator, searcher, eval_rng, max(checkpoints) + 1):
+            if record.optimal or record.sample not in rows or searcher.num_refits == 0:
+                continue
+            tree, leaf_of = searcher.tree, searcher.leaf_of
+            leaves = np.arange(tree.num_internal, tree.num_nodes)
+            value = tree.x_bar[leaves]
+            leaf = int(leaf_of[optimum])
+            leaf_rank = int((value > tree.x_bar[leaf]).sum())
+            archs = np.asarray(searcher.archs)
+            share = float(np.mean(leaf_of[archs] == leaf))
+            edits = float(np.mean((index_to_ops(archs[-10:]) != index_to_ops(optimum)).sum(axis=1)))
+            free = ~searcher.taken.mask.taken
+            cell_value = tree.x_bar[leaf_of[free]]
+            tree_rank = float((cell_value > tree.x_bar[leaf]).sum() + 0.5 * ((cell_value == tree.x_bar[leaf]).sum() - 1))
+            model = QuadraticModel(QuadraticFeatures(features), temperature=0.0)
+            model.add(features[archs])
+            scores = model.score(features, model.thompson(searcher.rewards, np.random.default_rng(0)))
+            model_rank = float((scores[free] > scores[optimum]).sum())
+            rows[record.sample].append((leaf_rank, share, edits, tree_rank, model_rank))
+    print(f"{parse_variant(spec)[0]} on {dataset}, seeds {seeds.start}..{seeds.stop - 1}: means over the runs still searching")
+    print(f"{'samples':>7} {'runs':>4} {'leaf rank':>9} {'share in leaf':>13} {'edits to opt':>12} "
+          f"{'opt rank (tree)':>15} {'opt rank (model)':>16}")
+    for c in checkpoints:
+        if rows[c]:
+            m = np.mean(rows[c], axis=0)
+            med = np.median(rows[c], axis=0)
+            print(f"{c:7d} {len(rows[c]):4d} {m[0]:9.2f} {m[1]:13.2f} {m[2]:12.2f} {m[3]:8.0f} (med {med[3]:5.0f}) "
+                  f"{m[4]:8.0f} (med {med[4]:5.0f})")
+
+
+def fit_whole_table(dataset: str) -> None:
+    """How well each model family can rank the optimum at all: fitted to every cell of the table."""
+    from lanas.searchers.surrogate import QuadraticFeatures, normal_scores
+
+    space, evaluator, _, _, eval_rng = prepare(compose_config(*BENCHMARKS[dataset], "seed=0"))
+    features = space.features().astype(np.float64)
+    rewards = evaluator.query(list(range(len(space))), eval_rng)
+    optimum = int(evaluator.optimal_archs()[0])
+    quadratic = QuadraticFeatures(features)
+    for family, X in (("main effects", np.hstack([np.ones((len(features), 1)), features])),
+                      ("pairwise", quadratic(features))):
+        for target, y in (("rewards", rewards), ("normal scores", normal_scores(rewards))):
+            w = np.linalg.lstsq(X, y, rcond=None)[0]
+            fit = X @ w
+            r2 = 1 - np.mean((y - fit) ** 2) / np.var(y)
+            print(f"{dataset:15s} {family:13s} on {target:13s}: optimum ranked {int((fit > fit[optimum]).sum()):5d} "
+                  f"of {len(fit):,}, R^2 {r2:.2f}")
+
+
 def time_variants(variants: list[str], datasets: list[str], seeds: range, budget: int) -> None:
     """Searcher ms/sample over a fixed number of samples, variants interleaved seed by seed.
 
@@ -240,9 +310,18 @@ def main() -> None:
     parser.add_argument("--timing", type=int, metavar="BUDGET", help="only time the variants over BUDGET samples")
     parser.add_argument("--trace", type=int, metavar="SEED", help="only trace the optimum's leaf in one run")
     parser.add_argument("--timing-synthetic", action="store_true", help="only time both on a 423,624-cell pool")
+    parser.add_argument("--where", action="store_true", help="only tabulate where the first variant's samples go")
+    parser.add_argument("--fit-table", action="store_true", help="only fit each model family to the whole table")
     args = parser.parse_args()
     if args.timing_synthetic:
         time_synthetic_pool()
+        return
+    if args.fit_table:
+        for dataset in args.datasets:
+            fit_whole_table(dataset)
+        return
+    if args.where:
+        where_samples_go(args.variants[0], args.datasets[0], range(*args.seeds))
         return
     if args.trace is not None:
         trace_optimum(args.variants[0], args.datasets[0], args.trace)

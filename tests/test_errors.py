@@ -52,6 +52,16 @@ BAD_HYPERPARAMETERS: dict[str, list[tuple[str, str]]] = {
         ("searcher.tree_height=16", "searcher.tree_height=16 gives 32,768 leaves for the 15,625 architectures"),
     ],
     "lanas_plus": [
+        ("searcher.leaf_model=gp", "searcher.leaf_model='gp' is unknown; allowed: none, quadratic"),
+        ("searcher.model_noise=0", "searcher.model_noise must be >= 1e-09, got 0.0"),
+        ("searcher.model_prior_pair=-1", "searcher.model_prior_pair must be >= 1e-09"),
+        ("searcher.model_temperature=-0.5", "searcher.model_temperature must be >= 0"),
+        ("searcher.model_outside_weight=2", "searcher.model_outside_weight must be <= 1.0, got 2.0"),
+        ("searcher.model_prob=1.5", "searcher.model_prob must be <= 1.0"),
+        ("searcher.model_near_top=0", "searcher.model_near_top must be >= 1"),
+        ("searcher.model_stall=-1", "searcher.model_stall must be >= 0"),
+    ],
+    "lanas_plus_v1": [
         ("searcher.tree_height=0", "searcher.tree_height must be >= 1, got 0"),
         ("searcher.reward_transform=log", "searcher.reward_transform='log' is unknown; allowed: none, rank, zscore"),
         ("searcher.split=tree", "searcher.split='tree' is unknown; allowed: regression, classifier"),

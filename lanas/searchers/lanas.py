@@ -11,8 +11,8 @@ to a leaf by UCB (``x_bar + 2 * Cp * sqrt(2 * ln(n_parent) / n)``, unvisited chi
 at random), is drawn inside that leaf's region, and its reward is back-propagated along the path.
 
 ``searcher=lanas`` is the paper: regression split, raw rewards, uniform in-leaf draws.
-``searcher=lanas_plus`` is a preset of this class (``conf/searcher/lanas_plus.yaml``; evidence in
-``experiments/lanas_plus_ablation.md``):
+``searcher=lanas_plus`` and ``searcher=lanas_plus_v1`` (its form before issue 18) are presets of this
+class (``conf/searcher/lanas_plus*.yaml``; evidence in ``experiments/lanas_plus_ablation.md``):
 
 ``reward_transform``
     The tree learns from transformed rewards. ``rank`` maps each reward to its mid-rank among the
@@ -26,6 +26,10 @@ at random), is drawn inside that leaf's region, and its reward is back-propagate
     (:class:`~lanas.searchers.proposals.LocalMoves`).
 ``size_bonus``
     an optional UCB term ``size_bonus * sqrt(share of the parent's free candidates)`` (off by default).
+``leaf_model`` / ``model_*``
+    ``quadratic``: inside the chosen leaf, the free candidate that a Thompson draw of a Bayesian
+    quadratic model scores best (:class:`~lanas.searchers.surrogate.ModelMoves`); the local moves and
+    the uniform draw remain its fallbacks. ``none`` (LaNAS, lanas_plus_v1): no model.
 
 Several workers (``workers > 1``): every architecture proposed and not yet told is *pending*. It
 is never proposed again (:attr:`Searcher.taken`), and it counts as a visit of each node on its path
@@ -136,6 +140,7 @@ class LaNAS(Searcher):
         model_near_prob: float = 0.0,
         model_near_top: int = 3,
         model_evidence: bool = False,
+        model_stall: float = 0.0,
         virtual_loss: float = 0.75,
         candidate_batch: int = 1000,
         max_tries: int = 20,
@@ -177,6 +182,7 @@ class LaNAS(Searcher):
                 near_prob=require_float("searcher.model_near_prob", model_near_prob, 0.0, 1.0),
                 near_top=require_int("searcher.model_near_top", model_near_top, 1),
                 evidence=require_bool("searcher.model_evidence", model_evidence),
+                stall=require_float("searcher.model_stall", model_stall, 0.0),
             )
         self.virtual_loss = require_float("searcher.virtual_loss", virtual_loss, 0.0, 1.0)
         fallback = require_choice("searcher.leaf_fallback", leaf_fallback, FALLBACKS)

@@ -195,15 +195,25 @@ class ModelMoves:
     candidates are the uniform draws of one batch that land in the leaf (up to ``max_tries``
     batches); with none, the region proposal's own fallbacks apply. The model is built on the first
     proposal, from the pool's encodings (or one batch of uniform draws) and every sample so far.
+
+    ``outside_weight`` < 1 fits the model mostly to the leaf's own samples (those elsewhere count for
+    that weight): a global quadratic fit is pulled towards the region where most samples lie, and
+    misranks the optimum of another region for a long time (experiments/lanas_plus_ablation.md).
+    Tried and off by default, kept for the ablation: ``prob`` < 1 (a share of plain in-leaf draws),
+    ``near_prob`` (only neighbours of the best samples), ``evidence`` (noise and pair prior by
+    marginal likelihood at each refit) and ``stall`` (a temperature that grows while the best
+    reward does not improve).
     """
 
     def __init__(self, prior_main: float = 1.0, prior_pair: float = 30.0, noise: float = 0.3,
                  temperature: float = 0.5, prob: float = 1.0, outside_weight: float = 1.0,
-                 near_prob: float = 0.0, near_top: int = 3, evidence: bool = False) -> None:
+                 near_prob: float = 0.0, near_top: int = 3, evidence: bool = False,
+                 stall: float = 0.0) -> None:
         self.prior_main, self.prior_pair, self.noise, self.temperature = prior_main, prior_pair, noise, temperature
         self.prob, self.outside_weight = prob, outside_weight
         self.near_prob, self.near_top = near_prob, near_top
         self.evidence = evidence
+        self.stall = stall
         self.model: QuadraticModel | None = None
         self.num_model = 0
 
@@ -238,13 +248,17 @@ class ModelMoves:
             leaves = (proposal.leaf_of[np.asarray(archs, dtype=np.int64)] if isinstance(proposal, PoolProposal)
                       else tree.route(space.encode(archs)))
             local = np.flatnonzero(leaves == leaf)
+        if self.stall > 0:  # explore more the longer the best reward has not improved
+            since_best = len(rewards) - 1 - int(np.argmax(rewards))
+            model.temperature = self.temperature * (1 + since_best / self.stall)
         scores = model.score(X, model.thompson(rewards, rng, local, self.outside_weight, key=leaf))
         self.num_model += 1
         best = int(np.argmax(scores))
         return int(candidates[best]) if isinstance(proposal, PoolProposal) else as_arch(candidates, best)
 
-    def _near_best(self, candidates, X, space, archs, rewards):
-        """Only the candidates within L1 distance 2 of one of the ``near_top`` best samples (if any)."""
+    def _near_best(self, candidates: np.ndarray | list[Arch], X: np.ndarray, space: SearchSpace,
+                   archs: Sequence[Arch], rewards: Sequence[float]) -> tuple[np.ndarray | list[Arch], np.ndarray]:
+        """Only the candidates within L1 distance 2 (one op changed) of one of the ``near_top`` best samples, if any."""
         best = np.argsort(-np.asarray(rewards))[: self.near_top]
         parents = space.encode([archs[i] for i in best])
         distance = np.abs(X[:, None, :] - parents[None, :, :]).sum(axis=2).min(axis=1)
