@@ -184,7 +184,8 @@ def test_no_proposal_ever_violates_the_budget(name):
     size = lambda archs: [float(params[space.full(a)]) for a in archs]  # noqa: E731  (bigger cells score higher)
     # TPE with its default 1,000 re-asks per proposal gets slow when the reward pulls it out of the budget
     # (every infeasible or repeated proposal is another Optuna trial): 5 keeps the test short.
-    knobs = {"max_repeats": 5} if name.startswith("tpe") or name == "gp" else {}
+    # gp: a 45-sample random start as in QUICK and 1 re-ask (each infeasible or repeated proposal is a GP fit).
+    knobs = {"max_repeats": 5} if name.startswith("tpe") else {**QUICK["gp"], "max_repeats": 1} if name == "gp" else {}
     proposed = drive(make(name, space, **knobs), size, 100)
     assert len(proposed) == 100
     assert max(size(proposed)) <= budget
