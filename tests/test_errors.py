@@ -94,6 +94,13 @@ BAD_HYPERPARAMETERS: dict[str, list[tuple[str, str]]] = {
         ("searcher.multivariate=false", "searcher.group=true needs searcher.multivariate=true"),
         ("searcher.constant_liar=1", "searcher.constant_liar must be true or false, got 1"),
     ],
+    "gp": [
+        ("searcher.multivariate=true", "searcher.multivariate=true is a TPE knob; searcher.sampler=gp takes only its "
+                                       "default (false)"),
+        ("searcher.n_ei_candidates=10", "searcher.n_ei_candidates=10 is a TPE knob"),
+        ("searcher.sampler=cmaes", "searcher.sampler='cmaes' is unknown; allowed: tpe, gp"),
+        ("searcher.deterministic=1", "searcher.deterministic must be true or false, got 1"),
+    ],
     # Random search has no knobs: any key is refused by name.
     "random": [
         ("+searcher.population_size=5",

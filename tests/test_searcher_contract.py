@@ -34,9 +34,14 @@ from tests.test_baselines import Grid
 SEARCHERS = sorted(p.stem for p in (Path(__file__).resolve().parents[1] / "conf" / "searcher").glob("*.yaml"))
 # Knobs that keep each searcher's tree or model in play within a short run.
 QUICK = {"bo": {"init_samples": 5, "refit_every": 5, "candidates": 300, "mutation_candidates": 20},
-         "evolution": {"population_size": 8, "tournament_size": 3}}
-# Pairs that cannot work by design: NAS-Bench-101 cells have no fixed decision sequence for MCTS or TPE.
-REFUSED = {("mcts", "nasbench101"), ("tpe", "nasbench101"), ("tpe_multivariate", "nasbench101")}
+         "evolution": {"population_size": 8, "tournament_size": 3},
+         # GPSampler fits a GP at every trial after its random start (~50 ms each, and each repeat is one
+         # more): 45 random ones leave the GP the last 15 of 60 proposals and every proposal after the
+         # pickle in the seed/resume test; 2 repeats in a row before a random cell.
+         "gp": {"n_startup_trials": 45, "max_repeats": 2}}
+# Pairs that cannot work by design: NAS-Bench-101 cells have no fixed decision sequence for MCTS or Optuna.
+REFUSED = {("mcts", "nasbench101"), ("tpe", "nasbench101"), ("tpe_multivariate", "nasbench101"),
+           ("gp", "nasbench101")}
 SPACES = {
     "nasbench201": NASBench201Space,
     # A small NAS-Bench-101 table: every 100th cell of the enumerated pool (as a subset table restricts it).
@@ -142,7 +147,7 @@ def test_a_small_finite_space_is_exhausted_with_each_architecture_once(name):
 def bad_values(value) -> list:
     """Values of the wrong type for a knob whose preset value is ``value``."""
     if isinstance(value, bool):
-        return []
+        return ["maybe"]
     if isinstance(value, int):
         return [2.5, "abc"]
     if isinstance(value, float):
@@ -179,7 +184,8 @@ def test_no_proposal_ever_violates_the_budget(name):
     size = lambda archs: [float(params[space.full(a)]) for a in archs]  # noqa: E731  (bigger cells score higher)
     # TPE with its default 1,000 re-asks per proposal gets slow when the reward pulls it out of the budget
     # (every infeasible or repeated proposal is another Optuna trial): 5 keeps the test short.
-    knobs = {"max_repeats": 5} if name.startswith("tpe") else {}
+    # gp: a 45-sample random start as in QUICK and 1 re-ask (each infeasible or repeated proposal is a GP fit).
+    knobs = {"max_repeats": 5} if name.startswith("tpe") else {**QUICK["gp"], "max_repeats": 1} if name == "gp" else {}
     proposed = drive(make(name, space, **knobs), size, 100)
     assert len(proposed) == 100
     assert max(size(proposed)) <= budget

@@ -1,10 +1,24 @@
-"""Optuna's Tree-structured Parzen Estimator (TPE) through Optuna's ask/tell interface.
+"""Optuna's samplers through Optuna's ask/tell interface: TPE (``searcher=tpe``) and GP (``searcher=gp``).
 
 This is what most researchers would run instead of LaNAS (issue 17), so it is a baseline here. The
 space's fixed decision sequence (``space.decisions()``; for NAS-Bench-201 the op of edge 1, edge 2,
 ...) becomes one categorical parameter per decision (``d0``, ``d1``, ...) of an in-memory Optuna
-study that maximises the reward; the sampler is :class:`optuna.samplers.TPESampler` seeded from the
-run's generator, so the same seed gives the same proposals.
+study that maximises the reward. The ``sampler`` knob picks the sampler, seeded from the run's
+generator, so the same seed gives the same proposals:
+
+- ``tpe`` (default): :class:`optuna.samplers.TPESampler`, the Tree-structured Parzen Estimator;
+- ``gp``: :class:`optuna.samplers.GPSampler`, Gaussian-process Bayesian optimisation (Matern 5/2
+  kernel with ARD, a Hamming distance for categorical parameters, log expected improvement
+  maximised by a QMC and local search). ``deterministic=true`` passes
+  ``deterministic_objective=True`` (the GP's noise is fixed to its minimum): right for rewards that
+  are the same every time an architecture is evaluated (NAS-Bench-201 with ``benchmark.reward=mean``),
+  wrong for ``benchmark.reward=sampled``; Optuna's default, false, learns the noise. The knobs that
+  only TPE has (``n_ei_candidates``, ``multivariate``, ``group``, ``constant_liar``) are refused at
+  anything but their defaults with ``sampler=gp``, as ``deterministic=true`` is with ``sampler=tpe``.
+  GPSampler fits the GP and optimises the acquisition at every trial after ``n_startup_trials``:
+  hundreds of milliseconds per trial on NAS-Bench-201 (docs/baselines.md), so repeats cost time.
+
+The class keeps the name ``TPESearcher``: checkpoints name it.
 
 Repeats. TPE samples with replacement and proposes cells it has already seen. A repeat costs no
 sample: the trial is told the reward already on record (a repeat of a cell proposed but not yet told
@@ -16,9 +30,11 @@ has samples; samples stay distinct evaluations, as for every other searcher.
 Architectures told without being proposed (e.g. by a caller that evaluates its own) are added to the
 study as finished trials. A pickled searcher holds no Optuna object (checkpoints are read through an
 allowlist of classes, see ``lanas/checkpoint.py``): only its trials as plain numbers and the
-sampler's two numpy random states; unpickling replays the trials into a new study and puts the
-states back, so a checkpointed run continues exactly (checked by ``tests/test_searcher_contract.py``
-and ``tests/test_resume.py``).
+sampler's two numpy random states (TPE's and its random sampler's; GP's and its independent
+sampler's), and for GP the kernel parameters of its last fit as floats (GPSampler starts the next
+fit from them); unpickling replays the trials into a new study and puts the states and the kernel
+parameters back, so a checkpointed run continues exactly (checked by
+``tests/test_searcher_contract.py`` and ``tests/test_resume.py``).
 
 Optuna 5's ``TPESampler()`` is multivariate by default; ``searcher=tpe`` sets ``multivariate=false``
 (the independent TPE of Bergstra et al. 2011) and ``searcher=tpe_multivariate`` sets
@@ -36,15 +52,19 @@ import optuna
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState
 
-from lanas.errors import ConfigError, require_bool, require_int
+from lanas.errors import ConfigError, require_bool, require_choice, require_int
 from lanas.searchers.base import Searcher
 from lanas.spaces.base import Arch, FiniteSearchSpace, SearchSpace
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
+SAMPLERS = ("tpe", "gp")
+# TPESampler's knobs with this class's defaults: with sampler=gp they mean nothing and must stay at these.
+TPE_ONLY = {"n_ei_candidates": 24, "multivariate": False, "group": False, "constant_liar": True}
+
 
 class TPESearcher(Searcher):
-    """Optuna's TPESampler over the space's decisions; see the module docstring."""
+    """Optuna's TPESampler or GPSampler (``sampler``) over the space's decisions; see the module docstring."""
 
     name = "tpe"
 
@@ -58,15 +78,30 @@ class TPESearcher(Searcher):
         group: bool = False,
         constant_liar: bool = True,
         max_repeats: int = 1000,
+        sampler: str = "tpe",
+        deterministic: bool = False,
     ) -> None:
         super().__init__(space, rng)
+        self.sampler = require_choice("searcher.sampler", sampler, SAMPLERS)
+        self.deterministic = require_bool("searcher.deterministic", deterministic)
         self.n_startup_trials = require_int("searcher.n_startup_trials", n_startup_trials, 0)
         self.n_ei_candidates = require_int("searcher.n_ei_candidates", n_ei_candidates, 1)
         self.multivariate = require_bool("searcher.multivariate", multivariate)
         self.group = require_bool("searcher.group", group)
         self.constant_liar = require_bool("searcher.constant_liar", constant_liar)
         self.max_repeats = require_int("searcher.max_repeats", max_repeats, 0)
-        self.name = "tpe_multivariate" if self.multivariate else "tpe"  # the preset, for messages
+        if self.sampler == "gp":
+            self.name = "gp"  # the preset, for messages
+            given = {"n_ei_candidates": self.n_ei_candidates, "multivariate": self.multivariate,
+                     "group": self.group, "constant_liar": self.constant_liar}
+            for key, default in TPE_ONLY.items():
+                if given[key] != default:
+                    raise ConfigError(f"searcher.{key}={str(given[key]).lower()} is a TPE knob; searcher.sampler=gp "
+                                      f"takes only its default ({str(default).lower()})")
+        else:
+            self.name = "tpe_multivariate" if self.multivariate else "tpe"  # the preset, for messages
+            if self.deterministic:
+                raise ConfigError("searcher.deterministic=true needs searcher.sampler=gp (TPE has no noise model)")
         if self.group and not self.multivariate:
             raise ConfigError("searcher.group=true needs searcher.multivariate=true (Optuna groups only multivariate TPE)")
         choices = space.decisions()
@@ -87,7 +122,7 @@ class TPESearcher(Searcher):
         self.infeasible = 0  # proposals of Optuna's outside the constraints (told a reward below every other)
 
     # ------------------------------------------------------------------ public interface
-    # min_budget stays 1: with fewer samples than n_startup_trials TPE is random search, as in Optuna.
+    # min_budget stays 1: with fewer samples than n_startup_trials TPE (GP) is random search, as in Optuna.
 
     def ask(self, n: int = 1) -> list[Arch]:
         proposals: list[Arch] = []
@@ -138,13 +173,22 @@ class TPESearcher(Searcher):
                 for t in study.get_trials(deepcopy=False)
             ]
             sampler = study.sampler
-            state["_rng_states"] = (sampler._rng.rng, sampler._random_sampler._rng.rng)  # numpy RandomStates
+            state["_rng_states"] = (sampler._rng.rng, self._random_sampler(sampler)._rng.rng)  # numpy RandomStates
+            if self.sampler == "gp":
+                # GPSampler starts each fit from the kernel parameters of the last one: floats, no tensors.
+                cache = sampler._gprs_cache_list
+                state["_gp_kernels"] = None if cache is None else [
+                    ([float(x) for x in gpr.inverse_squared_lengthscales.detach().cpu().numpy()],
+                     float(gpr.kernel_scale), float(gpr.noise_var)) for gpr in cache]
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         trials, rng_states = state.pop("_trials", None), state.pop("_rng_states", None)
+        kernels = state.pop("_gp_kernels", None)
         self.__dict__.update(state)
         self.__dict__.setdefault("infeasible", 0)  # checkpoints from before constraints existed
+        self.__dict__.setdefault("sampler", "tpe")  # checkpoints from before sampler=gp existed
+        self.__dict__.setdefault("deterministic", False)
         self._distributions = self._make_distributions()
         self._study = None
         if trials is None:
@@ -155,18 +199,35 @@ class TPESearcher(Searcher):
                 params=dict(zip(self._names, params)) if params is not None else None,
                 distributions=self._distributions if params is not None else None,
                 state=TrialState[state_name], value=value))
-        study.sampler._rng._rng, study.sampler._random_sampler._rng._rng = rng_states
+        study.sampler._rng._rng, self._random_sampler(study.sampler)._rng._rng = rng_states
+        if kernels is not None:
+            study.sampler._gprs_cache_list = [_gp_regressor(*kernel) for kernel in kernels]
+
+    @staticmethod
+    def _random_sampler(sampler: optuna.samplers.BaseSampler) -> optuna.samplers.RandomSampler:
+        """The RandomSampler inside ``sampler`` (TPE's startup and fallback one, GP's independent one)."""
+        if isinstance(sampler, optuna.samplers.GPSampler):
+            return sampler._independent_sampler
+        return sampler._random_sampler
 
     @property
     def study(self) -> optuna.Study:
         if self._study is None:
             with warnings.catch_warnings():
-                # group=True is an experimental argument of Optuna's; the preset chooses it knowingly.
+                # group=True and deterministic_objective=True are experimental arguments of Optuna's; the
+                # presets choose them knowingly.
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                sampler = optuna.samplers.TPESampler(
-                    n_startup_trials=self.n_startup_trials, n_ei_candidates=self.n_ei_candidates,
-                    multivariate=self.multivariate, group=self.group, constant_liar=self.constant_liar,
-                    seed=self.seed)
+                if self.sampler == "gp":
+                    # Decisions with a single choice are left out of the GP and drawn by its independent
+                    # (random) sampler; that is not worth a warning per trial.
+                    sampler = optuna.samplers.GPSampler(
+                        seed=self.seed, n_startup_trials=self.n_startup_trials,
+                        deterministic_objective=self.deterministic, warn_independent_sampling=False)
+                else:
+                    sampler = optuna.samplers.TPESampler(
+                        n_startup_trials=self.n_startup_trials, n_ei_candidates=self.n_ei_candidates,
+                        multivariate=self.multivariate, group=self.group, constant_liar=self.constant_liar,
+                        seed=self.seed)
             self._study = optuna.create_study(direction="maximize", sampler=sampler)
         return self._study
 
@@ -198,3 +259,17 @@ class TPESearcher(Searcher):
 
     def _key(self, arch: Arch) -> Any:
         return int(arch) if isinstance(self.space, FiniteSearchSpace) else self.space.arch_id(arch)
+
+
+def _gp_regressor(inverse_squared_lengthscales: list[float], kernel_scale: float, noise_var: float) -> Any:
+    """A GPSampler kernel cache entry from pickled floats (GPSampler reads only these three parameters)."""
+    import torch
+    from optuna._gp.gp import GPRegressor
+
+    dim = len(inverse_squared_lengthscales)
+    return GPRegressor(
+        is_categorical=torch.zeros(dim, dtype=torch.bool), X_train=torch.zeros((0, dim), dtype=torch.float64),
+        y_train=torch.zeros(0, dtype=torch.float64),
+        inverse_squared_lengthscales=torch.tensor(inverse_squared_lengthscales, dtype=torch.float64),
+        kernel_scale=torch.tensor(kernel_scale, dtype=torch.float64),
+        noise_var=torch.tensor(noise_var, dtype=torch.float64))
