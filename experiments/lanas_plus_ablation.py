@@ -83,6 +83,11 @@ MODEL_ROUNDS: dict[str, list[str]] = {
     "w_near0.3": [*W01, "searcher.model_near_prob=0.3"],
     "w_near0.5_top1": [*W01, "searcher.model_near_prob=0.5", "searcher.model_near_top=1"],
     "w_near0.5_top5": [*W01, "searcher.model_near_prob=0.5", "searcher.model_near_top=5"],
+    "w_evidence": [*W01, "searcher.model_evidence=true"],
+    "w_stall25": [*W01, "searcher.model_stall=25"],
+    "w_stall50": [*W01, "searcher.model_stall=50"],
+    "w_main0.3": [*W01, "searcher.model_prior_main=0.3"],
+    "w_main3": [*W01, "searcher.model_prior_main=3"],
 }
 VARIANTS: dict[str, list[str]] = {
     # references
