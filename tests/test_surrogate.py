@@ -115,7 +115,7 @@ def test_the_model_pick_is_the_leafs_best_free_candidate_under_the_draw(space, t
         leaf = plus._leaf_of_arch[arch]
         archs = np.array(plus.archs)
         local = np.flatnonzero(plus.leaf_of[archs] == leaf)
-        w = model.thompson(plus.rewards, np.random.default_rng(0), local, plus.model.outside_weight, key=leaf)
+        w = model.thompson(plus.rewards, np.random.default_rng(0), local, plus.model.outside_weight, key=(leaf,))
         free = np.flatnonzero((plus.leaf_of == leaf) & ~plus.taken.mask.taken)
         scores = model.score(space.features()[np.r_[free, arch]], w)
         assert scores[-1] >= scores[:-1].max() - 1e-6  # nothing free in the leaf scores higher
@@ -187,3 +187,28 @@ def test_lanas_plus_on_the_nasbench101_slice(shared_data, tmp_path):
                   tmp_path)
     assert summary["num_samples"] == 80
     assert summary["searcher_stats"]["model_samples"] == 80 - 10  # every proposal after the 10 initial ones
+
+
+def test_a_used_up_leaf_hands_over_to_the_nearest_region_with_candidates(space, table):
+    plus = LaNAS(space, np.random.default_rng(6), **{**preset("lanas_plus"), "refit_every": 1000})
+    feed(plus, lambda a: table[a], 40)
+    tree = plus.tree
+    leaf = tree.num_internal  # the leftmost (best-predicted) leaf
+    sibling = leaf + 1
+    plus.taken.take([int(a) for a in plus.proposal.live_members(leaf, plus.taken)])  # used up
+    for _ in range(3):
+        arch = plus.model.propose(tree, leaf, plus.proposal, space, plus.rng, plus.taken, plus.archs, plus.rewards)
+        assert plus.leaf_of[arch] == sibling  # the other half of the leaf's parent region, not a uniform draw
+        plus.taken.take([arch])
+    # With the sibling used up too, the region widens to the grandparent's other leaves.
+    plus.taken.take([int(a) for a in plus.proposal.live_members(sibling, plus.taken)])
+    arch = plus.model.propose(tree, leaf, plus.proposal, space, plus.rng, plus.taken, plus.archs, plus.rewards)
+    assert plus.leaf_of[arch] in (leaf + 2, leaf + 3)
+
+
+def test_every_proposal_after_the_start_comes_from_the_model(space, table):
+    """Long runs empty the small good leaves; the model keeps choosing (no uniform fallback draws)."""
+    plus = LaNAS(space, np.random.default_rng(0), **preset("lanas_plus"))
+    feed(plus, lambda a: table[a], 600)
+    stats = plus.stats()
+    assert stats["model_samples"] == 600 - plus.init_samples and stats["fallbacks"] == 0

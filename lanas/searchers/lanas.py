@@ -284,8 +284,8 @@ class LaNAS(Searcher):
         if getattr(self, "model", None) is not None:  # searchers pickled before leaf models existed have none
             arch = self.model.propose(self.tree, leaf, self.proposal, self.space, self.rng, self.taken,
                                       self.archs, self.rewards)
-            if arch is not None:
-                return arch, leaf
+            if arch is not None:  # from the leaf, or from the nearest region with candidates when it is used up
+                return arch, self.proposal.leaf(arch, self.tree, self.space)
         arch = self.local.propose(self.tree, leaf, self.proposal, self.space, self.rng, self.taken,
                                   self.archs, self.rewards)
         if arch is not None:

@@ -84,11 +84,15 @@ class QuadraticFeatures:
         return np.hstack([np.ones((len(X), 1)), X, X[:, self.i] * X[:, self.j]])
 
     def score(self, X: np.ndarray, w: np.ndarray) -> np.ndarray:
-        """``self(X) @ w`` as ``w0 + X w_main + rowsum((X W) * X)``: no pairwise matrix for the candidates."""
-        X = np.asarray(X, dtype=np.float64)
-        W = np.zeros((self.dim, self.dim))
+        """``self(X) @ w`` as ``w0 + X w_main + rowsum((X W) * X)``: no pairwise matrix for the candidates.
+
+        In the candidates' own precision (a pool's features are single precision: no copy of the pool)."""
+        X = np.asarray(X)
+        if X.dtype not in (np.float32, np.float64):
+            X = X.astype(np.float64)
+        W = np.zeros((self.dim, self.dim), dtype=X.dtype)
         W[self.i, self.j] = w[1 + self.dim :]
-        return w[0] + X @ w[1 : 1 + self.dim] + np.einsum("ij,ij->i", X @ W, X)
+        return w[0] + X @ w[1 : 1 + self.dim].astype(X.dtype) + np.einsum("ij,ij->i", X @ W, X)
 
 
 class QuadraticModel:
@@ -234,8 +238,10 @@ class ModelMoves:
         if self.prob < 1 and rng.random() >= self.prob:
             return None
         model = self._sync(space, rng, archs)
+        region = [leaf]
         if isinstance(proposal, PoolProposal):
-            candidates = proposal.live_members(leaf, taken)
+            region = self._nearest_live_region(tree, leaf, proposal, taken)
+            candidates = np.concatenate([proposal.live_members(k, taken) for k in region])
             X = space.features()[candidates] if len(candidates) else None
         else:
             candidates, X = self._batch_in_leaf(tree, leaf, proposal, space, rng, taken)
@@ -247,14 +253,31 @@ class ModelMoves:
         if self.outside_weight < 1:
             leaves = (proposal.leaf_of[np.asarray(archs, dtype=np.int64)] if isinstance(proposal, PoolProposal)
                       else tree.route(space.encode(archs)))
-            local = np.flatnonzero(leaves == leaf)
+            local = np.flatnonzero(np.isin(leaves, region))
         if self.stall > 0:  # explore more the longer the best reward has not improved
             since_best = len(rewards) - 1 - int(np.argmax(rewards))
             model.temperature = self.temperature * (1 + since_best / self.stall)
-        scores = model.score(X, model.thompson(rewards, rng, local, self.outside_weight, key=leaf))
+        scores = model.score(X, model.thompson(rewards, rng, local, self.outside_weight, key=tuple(region)))
         self.num_model += 1
         best = int(np.argmax(scores))
         return int(candidates[best]) if isinstance(proposal, PoolProposal) else as_arch(candidates, best)
+
+    @staticmethod
+    def _nearest_live_region(tree: PartitionTree, leaf: int, proposal: PoolProposal, taken: TakenSet) -> list[int]:
+        """``leaf``, or when it has no free candidate left, the leaves of its deepest ancestor that has some.
+
+        The tree's statistics can send UCB to a leaf that its samples have used up (small good leaves
+        empty first); rather than LaNAS's uniform draw elsewhere, the model then chooses in the nearest
+        region that still has candidates (the whole pool at the root)."""
+        if proposal.seg_live[leaf - proposal.first_leaf] > 0 and len(proposal.live_members(leaf, taken)):
+            return [leaf]
+        leaves = np.arange(tree.num_internal, tree.num_nodes)
+        live = np.array([len(proposal.live_members(int(k), taken)) > 0 for k in leaves])
+        if not live.any():
+            return []
+        depth = tree.shared_depth(leaves, tree.path_to(leaf))
+        best = depth[live].max()
+        return [int(k) for k in leaves[live & (depth == best)]]
 
     def _near_best(self, candidates: np.ndarray | list[Arch], X: np.ndarray, space: SearchSpace,
                    archs: Sequence[Arch], rewards: Sequence[float]) -> tuple[np.ndarray | list[Arch], np.ndarray]:
