@@ -89,6 +89,13 @@ MODEL_ROUNDS: dict[str, list[str]] = {
     "w_main0.3": [*W01, "searcher.model_prior_main=0.3"],
     "w_main3": [*W01, "searcher.model_prior_main=3"],
 }
+# Round 9, after the used-up-leaf fix (a leaf without candidates hands over to the model in the nearest
+# region; before, to LaNAS's uniform draw): the preset itself and its nearest rivals again.
+MODEL_ROUNDS.update({
+    "fix_h4": ["searcher=lanas_plus", "searcher.tree_height=4"],
+    "fix_h2": ["searcher=lanas_plus", "searcher.tree_height=2"],
+    "fix_w0.3": ["searcher=lanas_plus", "searcher.model_outside_weight=0.3"],
+})
 VARIANTS: dict[str, list[str]] = {
     # references
     "lanas": ["searcher=lanas"],

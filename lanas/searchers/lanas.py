@@ -170,20 +170,21 @@ class LaNAS(Searcher):
             tries=require_int("searcher.local_tries", local_tries, 1),
         )
         self.size_bonus = require_float("searcher.size_bonus", size_bonus, 0.0)
-        self.model = None
-        if require_choice("searcher.leaf_model", leaf_model, LEAF_MODELS) == "quadratic":
-            self.model = ModelMoves(
-                prior_main=require_float("searcher.model_prior_main", model_prior_main, 1e-9),
-                prior_pair=require_float("searcher.model_prior_pair", model_prior_pair, 1e-9),
-                noise=require_float("searcher.model_noise", model_noise, 1e-9),
-                temperature=require_float("searcher.model_temperature", model_temperature, 0.0),
-                prob=require_float("searcher.model_prob", model_prob, 0.0, 1.0),
-                outside_weight=require_float("searcher.model_outside_weight", model_outside_weight, 0.0, 1.0),
-                near_prob=require_float("searcher.model_near_prob", model_near_prob, 0.0, 1.0),
-                near_top=require_int("searcher.model_near_top", model_near_top, 1),
-                evidence=require_bool("searcher.model_evidence", model_evidence),
-                stall=require_float("searcher.model_stall", model_stall, 0.0),
-            )
+        # Every model knob is checked even without a model: a typo should not wait for leaf_model=quadratic.
+        leaf_model = require_choice("searcher.leaf_model", leaf_model, LEAF_MODELS)
+        model = ModelMoves(
+            prior_main=require_float("searcher.model_prior_main", model_prior_main, 1e-9),
+            prior_pair=require_float("searcher.model_prior_pair", model_prior_pair, 1e-9),
+            noise=require_float("searcher.model_noise", model_noise, 1e-9),
+            temperature=require_float("searcher.model_temperature", model_temperature, 0.0),
+            prob=require_float("searcher.model_prob", model_prob, 0.0, 1.0),
+            outside_weight=require_float("searcher.model_outside_weight", model_outside_weight, 0.0, 1.0),
+            near_prob=require_float("searcher.model_near_prob", model_near_prob, 0.0, 1.0),
+            near_top=require_int("searcher.model_near_top", model_near_top, 1),
+            evidence=require_bool("searcher.model_evidence", model_evidence),
+            stall=require_float("searcher.model_stall", model_stall, 0.0),
+        )
+        self.model = model if leaf_model == "quadratic" else None
         self.virtual_loss = require_float("searcher.virtual_loss", virtual_loss, 0.0, 1.0)
         fallback = require_choice("searcher.leaf_fallback", leaf_fallback, FALLBACKS)
         region = RegionProposal(
