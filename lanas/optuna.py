@@ -32,8 +32,9 @@ The first ``n_startup_trials`` completed trials, and parameters outside the rela
 ``(seed, trial number, parameter name)``.
 
 Presets (``preset=``): ``lanas`` is the paper's tree (height 5, regression split, uniform in-region
-draws); ``lanas_plus`` (default) is our variant (height 4, classifier split, half the points local
-moves). Any knob given explicitly overrides the preset's value.
+draws); ``lanas_plus`` (default) is our variant as ``searcher=lanas_plus_v1`` designed it (height 4, classifier
+split, half the points local moves; the quadratic leaf model of today's ``searcher=lanas_plus`` is not in the
+sampler). Any knob given explicitly overrides the preset's value.
 """
 
 from __future__ import annotations
