@@ -6,32 +6,10 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-from lanas.benchmarks.nasbench201 import NASBench201Benchmark
 from lanas.config import compose_config
 from lanas.searchers.lanas import LaNAS
 from lanas.searchers.surrogate import QuadraticFeatures, QuadraticModel, normal_scores
-from lanas.spaces.nasbench201 import NASBench201Space
-
-
-def preset(name: str) -> dict:
-    node = compose_config(f"searcher={name}").searcher
-    return {k: v for k, v in node.items() if not k.startswith("_") and k != "name"}
-
-
-@pytest.fixture(scope="module")
-def space() -> NASBench201Space:
-    return NASBench201Space()
-
-
-@pytest.fixture(scope="module")
-def table() -> np.ndarray:
-    return NASBench201Benchmark("cifar10")._mean()
-
-
-def feed(searcher, reward_fn, n: int) -> None:
-    for _ in range(n):
-        archs = searcher.ask(1)
-        searcher.tell(archs, [reward_fn(a) for a in archs])
+from tests.test_lanas_plus import feed, preset, space, table  # noqa: F401  (space, table: fixtures)
 
 
 def test_normal_scores_keep_the_order_and_ignore_the_scale():

@@ -108,6 +108,7 @@ class LaNAS(Searcher):
     """LaNAS (and, through its preset, lanas_plus) on any search space; see the module docstring."""
 
     name = "lanas"
+    model: ModelMoves | None = None  # the leaf model (also what searchers pickled before it existed resolve to)
 
     def __init__(
         self,
@@ -257,7 +258,7 @@ class LaNAS(Searcher):
         self.proposal.index(self.tree, self.space, self.taken, self.rng)
         self._fitted_at = self.num_told
         self.num_refits += 1
-        if getattr(self, "model", None) is not None:
+        if self.model is not None:
             self.model.forget_regions(self.space, self.rng, self.archs, self.rewards)
         for arch in self._leaf_of_arch:  # proposals in flight: pending in the new tree's regions
             leaf = self.proposal.leaf(arch, self.tree, self.space)
@@ -282,7 +283,7 @@ class LaNAS(Searcher):
 
     def _propose(self, path: list[int]) -> tuple[Arch, int]:
         leaf = path[-1]
-        if getattr(self, "model", None) is not None:  # searchers pickled before leaf models existed have none
+        if self.model is not None:
             arch = self.model.propose(self.tree, leaf, self.proposal, self.space, self.rng, self.taken,
                                       self.archs, self.rewards)
             if arch is not None:  # from the leaf, or from the nearest region with candidates when it is used up
@@ -315,6 +316,6 @@ class LaNAS(Searcher):
         stats = {"refits": self.num_refits, **self.proposal.stats()}
         if self.local.prob > 0:
             stats.update(self.local.stats())
-        if getattr(self, "model", None) is not None:
+        if self.model is not None:
             stats.update(self.model.stats())
         return stats

@@ -131,10 +131,7 @@ class QuadraticModel:
         rows = self._rows[: self.count]
         prior = self.prior.copy()
         prior[1 + self.features.dim :] = prior_pair
-        precision = self.gram / noise
-        precision[np.diag_indices_from(precision)] += prior
-        chol = np.linalg.cholesky(precision)
-        mean = sla.cho_solve((chol, True), rows.T @ z / noise)
+        chol, mean = self._posterior(self.gram, rows.T @ z, noise, prior, np.float64)
         residual = z - rows @ mean
         return float(0.5 * np.log(prior).sum() - 0.5 * self.count * np.log(noise) - 0.5 * residual @ residual / noise
                      - 0.5 * mean @ (prior * mean) - np.log(np.diag(chol)).sum())
@@ -180,13 +177,21 @@ class QuadraticModel:
             weights = np.full(self.count, outside_weight)
             weights[local] = 1.0
             target = weights * z
-        precision = (gram / self.noise).astype(np.float32)
-        precision[np.diag_indices_from(precision)] += self.prior.astype(np.float32)
-        chol = sla.cholesky(precision, lower=True, check_finite=False)
-        mean = sla.cho_solve((chol, True), (rows.T @ target / self.noise).astype(np.float32), check_finite=False)
+        chol, mean = self._posterior(gram, rows.T @ target, self.noise, self.prior, np.float32)
         spread = sla.solve_triangular(chol.T, rng.standard_normal(len(mean)).astype(np.float32), lower=False,
                                       check_finite=False)
         return mean.astype(np.float64) + self.temperature * spread
+
+    @staticmethod
+    def _posterior(gram: np.ndarray, moment: np.ndarray, noise: float, prior: np.ndarray,
+                   dtype: type) -> tuple[np.ndarray, np.ndarray]:
+        """Cholesky factor of the posterior precision ``gram / noise + diag(prior)`` and the posterior mean,
+        given ``moment`` = ``rows' @ target``, computed in ``dtype``."""
+        precision = (gram / noise).astype(dtype)
+        precision[np.diag_indices_from(precision)] += prior.astype(dtype)
+        chol = sla.cholesky(precision, lower=True, check_finite=False)
+        mean = sla.cho_solve((chol, True), (moment / noise).astype(dtype), check_finite=False)
+        return chol, mean
 
     def score(self, X: np.ndarray, w: np.ndarray) -> np.ndarray:
         return self.features.score(X, w)
@@ -240,8 +245,7 @@ class ModelMoves:
         model = self._sync(space, rng, archs)
         region = [leaf]
         if isinstance(proposal, PoolProposal):
-            region = self._nearest_live_region(tree, leaf, proposal, taken)
-            candidates = np.concatenate([proposal.live_members(k, taken) for k in region])
+            region, candidates = self._nearest_live_region(tree, leaf, proposal, taken)
             X = space.features()[candidates] if len(candidates) else None
         else:
             candidates, X = self._batch_in_leaf(tree, leaf, proposal, space, rng, taken)
@@ -263,21 +267,25 @@ class ModelMoves:
         return int(candidates[best]) if isinstance(proposal, PoolProposal) else as_arch(candidates, best)
 
     @staticmethod
-    def _nearest_live_region(tree: PartitionTree, leaf: int, proposal: PoolProposal, taken: TakenSet) -> list[int]:
-        """``leaf``, or when it has no free candidate left, the leaves of its deepest ancestor that has some.
+    def _nearest_live_region(tree: PartitionTree, leaf: int, proposal: PoolProposal,
+                             taken: TakenSet) -> tuple[list[int], np.ndarray]:
+        """``leaf`` and its free candidates, or when it has none left, the leaves of its deepest ancestor that
+        has some and their free candidates.
 
         The tree's statistics can send UCB to a leaf that its samples have used up (small good leaves
         empty first); rather than LaNAS's uniform draw elsewhere, the model then chooses in the nearest
         region that still has candidates (the whole pool at the root)."""
-        if proposal.seg_live[leaf - proposal.first_leaf] > 0 and len(proposal.live_members(leaf, taken)):
-            return [leaf]
+        members = proposal.live_members(leaf, taken)
+        if len(members):
+            return [leaf], members
         leaves = np.arange(tree.num_internal, tree.num_nodes)
-        live = np.array([len(proposal.live_members(int(k), taken)) > 0 for k in leaves])
+        free = [proposal.live_members(int(k), taken) for k in leaves]
+        live = np.array([len(m) > 0 for m in free])
         if not live.any():
-            return []
+            return [], members
         depth = tree.shared_depth(leaves, tree.path_to(leaf))
-        best = depth[live].max()
-        return [int(k) for k in leaves[live & (depth == best)]]
+        chosen = np.flatnonzero(live & (depth == depth[live].max()))
+        return [int(leaves[k]) for k in chosen], np.concatenate([free[k] for k in chosen])
 
     def _near_best(self, candidates: np.ndarray | list[Arch], X: np.ndarray, space: SearchSpace,
                    archs: Sequence[Arch], rewards: Sequence[float]) -> tuple[np.ndarray | list[Arch], np.ndarray]:

@@ -92,12 +92,10 @@ class TPESearcher(Searcher):
         self.max_repeats = require_int("searcher.max_repeats", max_repeats, 0)
         if self.sampler == "gp":
             self.name = "gp"  # the preset, for messages
-            given = {"n_ei_candidates": self.n_ei_candidates, "multivariate": self.multivariate,
-                     "group": self.group, "constant_liar": self.constant_liar}
             for key, default in TPE_ONLY.items():
-                if given[key] != default:
-                    raise ConfigError(f"searcher.{key}={str(given[key]).lower()} is a TPE knob; searcher.sampler=gp "
-                                      f"takes only its default ({str(default).lower()})")
+                if getattr(self, key) != default:
+                    raise ConfigError(f"searcher.{key}={str(getattr(self, key)).lower()} is a TPE knob; "
+                                      f"searcher.sampler=gp takes only its default ({str(default).lower()})")
         else:
             self.name = "tpe_multivariate" if self.multivariate else "tpe"  # the preset, for messages
             if self.deterministic:
