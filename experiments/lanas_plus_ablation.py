@@ -96,6 +96,34 @@ MODEL_ROUNDS.update({
     "fix_h2": ["searcher=lanas_plus", "searcher.tree_height=2"],
     "fix_w0.3": ["searcher=lanas_plus", "searcher.model_outside_weight=0.3"],
 })
+# Round 10: the preset's remaining weak spots. CIFAR-10's tail (knobs of the tree) and FCNet parkinsons (the
+# model's features: one indicator per grid level, model_levels; neighbours of the best samples by columns changed).
+LEVELS = ["searcher=lanas_plus", "searcher.model_levels=replace"]
+LEVELS_H2 = [*LEVELS, "searcher.tree_height=2"]
+MODEL_ROUNDS.update({
+    "init20": ["searcher=lanas_plus", "searcher.init_samples=20"],
+    "refit40": ["searcher=lanas_plus", "searcher.refit_every=40"],
+    "refit5": ["searcher=lanas_plus", "searcher.refit_every=5"],
+    "split_regression": ["searcher=lanas_plus", "searcher.split=regression"],
+    "tree_raw": ["searcher=lanas_plus", "searcher.reward_transform=none"],
+    "levels": LEVELS,
+    "levels_w1": [*LEVELS, "searcher.model_outside_weight=1"],
+    "levels_h1": [*LEVELS, "searcher.tree_height=1"],
+    "levels_h1_w1": [*LEVELS, "searcher.tree_height=1", "searcher.model_outside_weight=1"],
+    "levels_h2": LEVELS_H2,
+    "levels_h2_w1": [*LEVELS_H2, "searcher.model_outside_weight=1"],
+    "levels_h2_w0.3": [*LEVELS_H2, "searcher.model_outside_weight=0.3"],
+    "levels_h2_pair10": [*LEVELS_H2, "searcher.model_prior_pair=10"],
+    "levels_h2_pair3": [*LEVELS_H2, "searcher.model_prior_pair=3"],
+    "levels_h2_noise0.1": [*LEVELS_H2, "searcher.model_noise=0.1"],
+    "levels_h2_t0.3": [*LEVELS_H2, "searcher.model_temperature=0.3"],
+    "levels_h2_t0.7": [*LEVELS_H2, "searcher.model_temperature=0.7"],
+    "levels_h2_near0.3": [*LEVELS_H2, "searcher.model_near_prob=0.3"],
+    **{f"levels_add{p}": ["searcher=lanas_plus", "searcher.model_levels=add", f"searcher.model_prior_levels={p}"]
+       for p in (10, 30, 100)},
+    "near0.3": ["searcher=lanas_plus", "searcher.model_near_prob=0.3"],
+    "near0.5_top1": ["searcher=lanas_plus", "searcher.model_near_prob=0.5", "searcher.model_near_top=1"],
+})
 VARIANTS: dict[str, list[str]] = {
     # references
     "lanas": ["searcher=lanas"],
@@ -263,9 +291,12 @@ def fit_whole_table(dataset: str) -> None:
     features = space.features().astype(np.float64)
     rewards = evaluator.query(list(range(len(space))), eval_rng)
     optimum = int(evaluator.optimal_archs()[0])
-    quadratic = QuadraticFeatures(features)
-    for family, X in (("main effects", np.hstack([np.ones((len(features), 1)), features])),
-                      ("pairwise", quadratic(features))):
+    families = [("main effects", np.hstack([np.ones((len(features), 1)), features])),
+                ("pairwise", QuadraticFeatures(features)(features))]
+    levels = QuadraticFeatures(features, levels="replace")
+    if levels.levels:  # grids: one indicator per level, and their pairs (model_levels=replace)
+        families.append(("level pairs", levels(features)))
+    for family, X in families:
         for target, y in (("rewards", rewards), ("normal scores", normal_scores(rewards))):
             w = np.linalg.lstsq(X, y, rcond=None)[0]
             fit = X @ w

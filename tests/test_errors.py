@@ -60,6 +60,8 @@ BAD_HYPERPARAMETERS: dict[str, list[tuple[str, str]]] = {
         ("searcher.model_prob=1.5", "searcher.model_prob must be <= 1.0"),
         ("searcher.model_near_top=0", "searcher.model_near_top must be >= 1"),
         ("searcher.model_stall=-1", "searcher.model_stall must be >= 0"),
+        ("searcher.model_levels=onehot", "searcher.model_levels='onehot' is unknown; allowed: none, replace, add"),
+        ("searcher.model_prior_levels=0", "searcher.model_prior_levels must be >= 1e-09"),
     ],
     "lanas_plus_v1": [
         ("searcher.tree_height=0", "searcher.tree_height must be >= 1, got 0"),

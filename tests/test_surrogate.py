@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 from scipy.stats import norm
 
 from lanas.config import compose_config
 from lanas.searchers.lanas import LaNAS
-from lanas.searchers.surrogate import QuadraticFeatures, QuadraticModel, normal_scores
+from lanas.searchers.surrogate import ModelMoves, QuadraticFeatures, QuadraticModel, normal_scores
 from tests.test_lanas_plus import feed, preset, space, table  # noqa: F401  (space, table: fixtures)
 
 
@@ -190,3 +192,73 @@ def test_every_proposal_after_the_start_comes_from_the_model(space, table):
     feed(plus, lambda a: table[a], 600)
     stats = plus.stats()
     assert stats["model_samples"] == 600 - plus.init_samples and stats["fallbacks"] == 0
+
+
+def grid(levels: tuple[int, ...], rows: int, seed: int = 0) -> np.ndarray:
+    """Random rows of an HPO-style grid: each column's level index scaled to [0, 1], as HPOGridSpace encodes."""
+    rng = np.random.default_rng(seed)
+    return np.column_stack([rng.integers(0, k, rows) / (k - 1) for k in levels])
+
+
+def test_level_indicators_replace_or_join_the_grid_columns():
+    reference = grid((2, 4, 3, 6), 500)
+    plain = QuadraticFeatures(reference)
+    replaced = QuadraticFeatures(reference, levels="replace")
+    added = QuadraticFeatures(reference, levels="add")
+    assert plain.dim == 4 and replaced.dim == 1 + 4 + 3 + 6 and added.dim == 4 + 4 + 3 + 6
+    X = reference[:60]
+    rows = replaced(X)
+    # One indicator per level, exactly one on per column; the binary column stays a number.
+    assert np.all(rows[:, 2:6].sum(axis=1) == 1) and np.all(rows[:, 1] == X[:, 0])
+    assert np.all(rows[:, 2:6].argmax(axis=1) == np.round(X[:, 1] * 3))
+    # Two levels of one column never meet; every other pair of columns does.
+    origin = np.r_[0, [1] * 4, [2] * 3, [3] * 6]
+    assert not np.any(origin[replaced.i] == origin[replaced.j])
+    assert replaced.num_pairs == 4 * 3 + 4 * 6 + 3 * 6 + 4 + 3 + 6
+    # add: the numbers' quadratic surface plus the indicators' table, never a number times an indicator;
+    # the table's weights are the level terms (their own prior in the model).
+    assert added.num_pairs == plain.num_pairs + replaced.num_pairs  # the binary column takes part in both
+    assert added.level_terms.sum() == 13 + replaced.num_pairs
+    model = QuadraticModel(added, prior_pair=30.0, prior_levels=7.0)
+    assert np.all(model.prior[added.level_terms] == 7.0) and np.all(model.prior[~added.level_terms][1:5] == 1.0)
+    for features in (plain, replaced, added):
+        w = np.random.default_rng(1).standard_normal(features.size)
+        assert np.allclose(features.score(X.astype(np.float32), w), features(X) @ w, atol=1e-4)
+
+
+def test_binary_encodings_are_unchanged_by_levels(space):
+    plain = QuadraticFeatures(space.features())
+    for mode in ("replace", "add"):
+        features = QuadraticFeatures(space.features(), levels=mode)
+        assert features.size == plain.size and not features.level_terms.any()
+        assert np.array_equal(features(space.features()[:20]), plain(space.features()[:20]))
+
+
+def test_level_indicators_fit_what_a_quadratic_surface_cannot():
+    # A reward that peaks at one middle level of a 6-level column and at one level combination of two others:
+    # no quadratic in the level numbers puts its maximum there, the two-way table of levels does.
+    levels = (6, 6, 4)
+    X = grid(levels, 400, seed=2)
+    index = np.round(X * (np.array(levels) - 1)).astype(int)
+    reward = (index[:, 0] == 2) * 1.0 + ((index[:, 1] == 4) & (index[:, 2] == 1)) * 1.0 + 0.1 * X[:, 0]
+    pool = np.array(np.meshgrid(*[np.arange(k) / (k - 1) for k in levels], indexing="ij")).reshape(3, -1).T
+    best = {}
+    for mode in ("none", "replace"):
+        model = QuadraticModel(QuadraticFeatures(pool, levels=mode), temperature=0.0)
+        model.add(X)
+        scores = model.score(pool, model.thompson(reward, np.random.default_rng(0)))
+        best[mode] = np.round(pool[np.argmax(scores)] * (np.array(levels) - 1)).astype(int).tolist()
+    assert best["replace"] == [2, 4, 1]
+    assert best["none"] != [2, 4, 1]
+
+
+def test_neighbours_of_the_best_differ_in_at_most_two_columns():
+    reference = grid((6, 6, 4), 300, seed=3)
+    rewards = np.random.default_rng(4).random(300)
+    moves = ModelMoves(near_top=1)
+    space = SimpleNamespace(encode=lambda archs: reference[np.asarray(archs)])
+    _, near = moves._near_best(np.arange(300), reference, space, list(range(300)), rewards)
+    best = reference[np.argmax(rewards)]
+    differing = (np.abs(near - best) > 1e-6).sum(axis=1)
+    expected = (np.abs(reference - best) > 1e-6).sum(axis=1) <= 2
+    assert len(near) == expected.sum() and np.all(differing <= 2)

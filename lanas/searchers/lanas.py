@@ -62,7 +62,7 @@ from lanas.errors import ConfigError, require_bool, require_choice, require_floa
 from lanas.searchers.base import Searcher, one_blas_thread
 from lanas.searchers.proposals import (FALLBACKS, LOCAL_MOVES, REGION_PROPOSALS, LocalMoves, PoolProposal,
                                        RegionProposal)
-from lanas.searchers.surrogate import ModelMoves
+from lanas.searchers.surrogate import LEVEL_MODES, ModelMoves
 from lanas.searchers.tree import MAX_CP, ROUTINGS, SPLITS, PartitionTree, fit_linear
 from lanas.spaces.base import Arch, SearchSpace
 
@@ -142,6 +142,8 @@ class LaNAS(Searcher):
         model_near_top: int = 3,
         model_evidence: bool = False,
         model_stall: float = 0.0,
+        model_levels: str = "none",
+        model_prior_levels: float = 30.0,
         virtual_loss: float = 0.75,
         candidate_batch: int = 1000,
         max_tries: int = 20,
@@ -184,6 +186,8 @@ class LaNAS(Searcher):
             near_top=require_int("searcher.model_near_top", model_near_top, 1),
             evidence=require_bool("searcher.model_evidence", model_evidence),
             stall=require_float("searcher.model_stall", model_stall, 0.0),
+            levels=require_choice("searcher.model_levels", model_levels, LEVEL_MODES),
+            prior_levels=require_float("searcher.model_prior_levels", model_prior_levels, 1e-9),
         )
         self.model = model if leaf_model == "quadratic" else None
         self.virtual_loss = require_float("searcher.virtual_loss", virtual_loss, 0.0, 1.0)

@@ -40,6 +40,9 @@ MAX_REFERENCE_ROWS = 20_000
 # Largest model: a proposal factorises a matrix of this side. Encodings with more pairs than fit (NASNet's
 # 160 columns give 12,720) keep their main effects only.
 MAX_FEATURES = 1024
+# ``levels``: a non-binary column with at most this many distinct values is a categorical (a grid's levels).
+MAX_LEVELS = 16
+LEVEL_MODES = ("none", "replace", "add")
 
 
 def normal_scores(rewards: np.ndarray) -> np.ndarray:
@@ -52,16 +55,67 @@ class QuadraticFeatures:
     """``[1, x, x_i * x_j for the pairs that vary]`` of encodings ``x``; squares only of non-binary columns.
 
     With more than ``max_size`` features in all, the pairs are left out (main effects only).
+    ``levels``: what becomes of a non-binary column with at most ``MAX_LEVELS`` values in ``reference``
+    (the ordinal levels of an HPO grid). ``none``: it stays one number. ``replace``: one indicator per
+    level instead, so the pairs form a full two-way table of level combinations. ``add``: both, the
+    smooth quadratic surface of the numbers plus the two-way table of the indicators (pairs of
+    indicators of different columns; no numbers times indicators), whose weights get their own prior
+    (:attr:`level_terms`). Unless the indicators would push the pairs past ``max_size``. Binary
+    encodings (NAS-Bench-201, NAS-Bench-101) have no such column and are unchanged.
     """
 
-    def __init__(self, reference: np.ndarray, max_size: int = MAX_FEATURES) -> None:
+    def __init__(self, reference: np.ndarray, max_size: int = MAX_FEATURES, levels: str = "none") -> None:
         reference = np.asarray(reference, dtype=np.float64)
         if len(reference) > MAX_REFERENCE_ROWS:  # an evenly spaced subset: deterministic, no generator needed
             reference = reference[np.linspace(0, len(reference) - 1, MAX_REFERENCE_ROWS).astype(np.int64)]
+        if levels not in LEVEL_MODES:
+            raise ValueError(f"levels={levels!r}; allowed: {', '.join(LEVEL_MODES)}")
+        self.mode = levels
+        self.levels: dict[int, np.ndarray] = {}
+        if levels != "none":
+            for column in range(reference.shape[1]):
+                values = np.unique(reference[:, column])
+                if 2 < len(values) <= MAX_LEVELS:
+                    self.levels[column] = values
+        self._choose_pairs(reference, max_size)
+        if self.levels and self.num_pairs == 0:  # the indicators cost the pairs: keep the columns as they are
+            self.levels = {}
+            self._choose_pairs(reference, max_size)
+
+    def expand(self, X: np.ndarray) -> np.ndarray:
+        """``X`` with its level indicators (the nearest level's): instead of (``replace``) or after (``add``) the columns."""
+        if not self.levels:
+            return X
+        parts = []
+        for column in range(X.shape[1]):
+            values = self.levels.get(column)
+            if values is None or self.mode == "add":
+                parts.append(X[:, column : column + 1])
+            if values is not None:
+                nearest = np.abs(X[:, column : column + 1] - values[None, :].astype(X.dtype)).argmin(axis=1)
+                parts.append((nearest[:, None] == np.arange(len(values))[None, :]).astype(X.dtype))
+        return np.hstack(parts)
+
+    def _choose_pairs(self, reference: np.ndarray, max_size: int) -> None:
+        # origin[k]: the encoding column that expanded column k comes from; kind[k]: 0 a column kept as it is,
+        # 1 the number of a column that also has indicators (``add``), 2 a level's indicator
+        origin, kind = [], []
+        for column in range(reference.shape[1]):
+            values = self.levels.get(column)
+            if values is None or self.mode == "add":
+                origin.append(column)
+                kind.append(0 if values is None else 1)
+            if values is not None:
+                origin += [column] * len(values)
+                kind += [2] * len(values)
+        origin, kind = np.array(origin), np.array(kind)
+        reference = self.expand(reference)
         self.dim = reference.shape[1]
         binary = np.all((reference == 0) | (reference == 1), axis=0)
         i, j = np.triu_indices(self.dim)
         keep = (i != j) | ~binary[i]  # x_i * x_i = x_i for a binary column
+        keep &= (origin[i] != origin[j]) | (kind[i] != 2)  # two levels of one column never meet
+        keep &= kind[i] + kind[j] != 3  # a number times an indicator: neither surface nor table
         i, j = i[keep], j[keep]
         if 1 + self.dim + len(i) > 4 * max_size:  # far too many: skip the pass over the reference
             i, j = i[:0], j[:0]
@@ -70,6 +124,10 @@ class QuadraticFeatures:
         if 1 + self.dim + len(i) > max_size:
             i, j = i[:0], j[:0]
         self.i, self.j = i, j
+        # the weights of indicator terms when the numbers stay too (``add``): main effects and pairs
+        indicator = kind == 2
+        self.level_terms = (np.concatenate([[False], indicator, indicator[i] | indicator[j]]) if self.mode == "add"
+                            else np.zeros(1 + self.dim + len(i), dtype=bool))
 
     @property
     def size(self) -> int:
@@ -80,7 +138,7 @@ class QuadraticFeatures:
         return len(self.i)
 
     def __call__(self, X: np.ndarray) -> np.ndarray:
-        X = np.asarray(X, dtype=np.float64)
+        X = self.expand(np.asarray(X, dtype=np.float64))
         return np.hstack([np.ones((len(X), 1)), X, X[:, self.i] * X[:, self.j]])
 
     def score(self, X: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -90,6 +148,7 @@ class QuadraticFeatures:
         X = np.asarray(X)
         if X.dtype not in (np.float32, np.float64):
             X = X.astype(np.float64)
+        X = self.expand(X)
         W = np.zeros((self.dim, self.dim), dtype=X.dtype)
         W[self.i, self.j] = w[1 + self.dim :]
         return w[0] + X @ w[1 : 1 + self.dim].astype(X.dtype) + np.einsum("ij,ij->i", X @ W, X)
@@ -103,12 +162,13 @@ class QuadraticModel:
     """
 
     def __init__(self, features: QuadraticFeatures, prior_main: float = 1.0, prior_pair: float = 30.0,
-                 noise: float = 0.3, temperature: float = 0.5) -> None:
+                 noise: float = 0.3, temperature: float = 0.5, prior_levels: float = 30.0) -> None:
         self.features = features
         self.noise = noise
         self.temperature = temperature
         self.prior = np.full(features.size, prior_main)
         self.prior[1 + features.dim :] = prior_pair
+        self.prior[features.level_terms] = prior_levels
         self.gram = np.zeros((features.size, features.size))
         self._rows = np.zeros((64, features.size))  # grown by doubling: adding a sample is O(p^2), not O(n p)
         self.count = 0
@@ -131,6 +191,7 @@ class QuadraticModel:
         rows = self._rows[: self.count]
         prior = self.prior.copy()
         prior[1 + self.features.dim :] = prior_pair
+        prior[self.features.level_terms] = self.prior[self.features.level_terms]
         chol, mean = self._posterior(self.gram, rows.T @ z, noise, prior, np.float64)
         residual = z - rows @ mean
         return float(0.5 * np.log(prior).sum() - 0.5 * self.count * np.log(noise) - 0.5 * residual @ residual / noise
@@ -140,7 +201,9 @@ class QuadraticModel:
         """Empirical Bayes: the (noise, prior_pair) of the grid with the largest evidence."""
         best = max((self.evidence(rewards, n, p), n, p) for n in noises for p in pair_priors)
         self.noise = best[1]
+        level_prior = self.prior[self.features.level_terms]
         self.prior[1 + self.features.dim :] = best[2]
+        self.prior[self.features.level_terms] = level_prior
 
     def local_gram(self, local: np.ndarray, key: Any) -> np.ndarray:
         """Gram matrix of the samples ``local`` (increasing indices), grown from the last call with the same
@@ -217,7 +280,8 @@ class ModelMoves:
     def __init__(self, prior_main: float = 1.0, prior_pair: float = 30.0, noise: float = 0.3,
                  temperature: float = 0.5, prob: float = 1.0, outside_weight: float = 1.0,
                  near_prob: float = 0.0, near_top: int = 3, evidence: bool = False,
-                 stall: float = 0.0) -> None:
+                 stall: float = 0.0, levels: str = "none", prior_levels: float = 30.0) -> None:
+        self.levels, self.prior_levels = levels, prior_levels
         self.prior_main, self.prior_pair, self.noise, self.temperature = prior_main, prior_pair, noise, temperature
         self.prob, self.outside_weight = prob, outside_weight
         self.near_prob, self.near_top = near_prob, near_top
@@ -229,8 +293,8 @@ class ModelMoves:
     def _sync(self, space: SearchSpace, rng: np.random.Generator, archs: Sequence[Arch]) -> QuadraticModel:
         if self.model is None:
             reference = space.features() if space.is_finite else draw_batch(space, rng, 4096)[1]
-            self.model = QuadraticModel(QuadraticFeatures(reference), self.prior_main, self.prior_pair,
-                                        self.noise, self.temperature)
+            self.model = QuadraticModel(QuadraticFeatures(reference, levels=self.levels), self.prior_main, self.prior_pair,
+                                        self.noise, self.temperature, self.prior_levels)
         if self.model.count < len(archs):
             self.model.add(space.encode(archs[self.model.count :]))
         return self.model
@@ -289,10 +353,11 @@ class ModelMoves:
 
     def _near_best(self, candidates: np.ndarray | list[Arch], X: np.ndarray, space: SearchSpace,
                    archs: Sequence[Arch], rewards: Sequence[float]) -> tuple[np.ndarray | list[Arch], np.ndarray]:
-        """Only the candidates within L1 distance 2 (one op changed) of one of the ``near_top`` best samples, if any."""
+        """Only the candidates whose encoding differs in at most 2 columns (one op changed on a one-hot cell, two
+        values on a grid) from one of the ``near_top`` best samples, if any."""
         best = np.argsort(-np.asarray(rewards))[: self.near_top]
         parents = space.encode([archs[i] for i in best])
-        distance = np.abs(X[:, None, :] - parents[None, :, :]).sum(axis=2).min(axis=1)
+        distance = (np.abs(X[:, None, :] - parents[None, :, :]) > 1e-6).sum(axis=2).min(axis=1)
         near = np.flatnonzero(distance <= 2.0)
         if len(near) == 0:
             return candidates, X
