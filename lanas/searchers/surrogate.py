@@ -82,33 +82,37 @@ class QuadraticFeatures:
             self.levels = {}
             self._choose_pairs(reference, max_size)
 
-    def expand(self, X: np.ndarray) -> np.ndarray:
-        """``X`` with its level indicators (the nearest level's): instead of (``replace``) or after (``add``) the columns."""
-        if not self.levels:
-            return X
-        parts = []
-        for column in range(X.shape[1]):
-            values = self.levels.get(column)
-            if values is None or self.mode == "add":
-                parts.append(X[:, column : column + 1])
-            if values is not None:
-                nearest = np.abs(X[:, column : column + 1] - values[None, :].astype(X.dtype)).argmin(axis=1)
-                parts.append((nearest[:, None] == np.arange(len(values))[None, :]).astype(X.dtype))
-        return np.hstack(parts)
-
-    def _choose_pairs(self, reference: np.ndarray, max_size: int) -> None:
-        # origin[k]: the encoding column that expanded column k comes from; kind[k]: 0 a column kept as it is,
-        # 1 the number of a column that also has indicators (``add``), 2 a level's indicator
-        origin, kind = [], []
-        for column in range(reference.shape[1]):
+    def _lay_out(self, width: int) -> None:
+        """Where each expanded column comes from: ``_origin`` (the encoding column), ``_kind`` (0 a column kept
+        as it is, 1 the number of a column that also has indicators (``add``), 2 a level's indicator) and
+        ``_level`` (an indicator's level index, else -1)."""
+        origin, kind, level = [], [], []
+        for column in range(width):
             values = self.levels.get(column)
             if values is None or self.mode == "add":
                 origin.append(column)
                 kind.append(0 if values is None else 1)
+                level.append(-1)
             if values is not None:
                 origin += [column] * len(values)
                 kind += [2] * len(values)
-        origin, kind = np.array(origin), np.array(kind)
+                level += range(len(values))
+        self._origin, self._kind, self._level = np.array(origin), np.array(kind), np.array(level)
+
+    def expand(self, X: np.ndarray) -> np.ndarray:
+        """``X`` with its level indicators (the nearest level's): instead of (``replace``) or after (``add``) the columns."""
+        if not self.levels:
+            return X
+        expanded = X[:, self._origin]
+        for column, values in self.levels.items():
+            nearest = np.abs(X[:, column : column + 1] - values[None, :].astype(X.dtype)).argmin(axis=1)
+            indicators = np.flatnonzero((self._origin == column) & (self._kind == 2))
+            expanded[:, indicators] = nearest[:, None] == self._level[indicators][None, :]
+        return expanded
+
+    def _choose_pairs(self, reference: np.ndarray, max_size: int) -> None:
+        self._lay_out(reference.shape[1])
+        origin, kind = self._origin, self._kind
         reference = self.expand(reference)
         self.dim = reference.shape[1]
         binary = np.all((reference == 0) | (reference == 1), axis=0)
@@ -128,6 +132,8 @@ class QuadraticFeatures:
         indicator = kind == 2
         self.level_terms = (np.concatenate([[False], indicator, indicator[i] | indicator[j]]) if self.mode == "add"
                             else np.zeros(1 + self.dim + len(i), dtype=bool))
+        # the weights that prior_pair governs: every pair but those of the level terms
+        self.pair_terms = (np.arange(1 + self.dim + len(i)) >= 1 + self.dim) & ~self.level_terms
 
     @property
     def size(self) -> int:
@@ -167,7 +173,7 @@ class QuadraticModel:
         self.noise = noise
         self.temperature = temperature
         self.prior = np.full(features.size, prior_main)
-        self.prior[1 + features.dim :] = prior_pair
+        self.prior[features.pair_terms] = prior_pair
         self.prior[features.level_terms] = prior_levels
         self.gram = np.zeros((features.size, features.size))
         self._rows = np.zeros((64, features.size))  # grown by doubling: adding a sample is O(p^2), not O(n p)
@@ -190,8 +196,7 @@ class QuadraticModel:
         z = normal_scores(np.asarray(rewards, dtype=np.float64)[: self.count])
         rows = self._rows[: self.count]
         prior = self.prior.copy()
-        prior[1 + self.features.dim :] = prior_pair
-        prior[self.features.level_terms] = self.prior[self.features.level_terms]
+        prior[self.features.pair_terms] = prior_pair
         chol, mean = self._posterior(self.gram, rows.T @ z, noise, prior, np.float64)
         residual = z - rows @ mean
         return float(0.5 * np.log(prior).sum() - 0.5 * self.count * np.log(noise) - 0.5 * residual @ residual / noise
@@ -201,9 +206,7 @@ class QuadraticModel:
         """Empirical Bayes: the (noise, prior_pair) of the grid with the largest evidence."""
         best = max((self.evidence(rewards, n, p), n, p) for n in noises for p in pair_priors)
         self.noise = best[1]
-        level_prior = self.prior[self.features.level_terms]
-        self.prior[1 + self.features.dim :] = best[2]
-        self.prior[self.features.level_terms] = level_prior
+        self.prior[self.features.pair_terms] = best[2]
 
     def local_gram(self, local: np.ndarray, key: Any) -> np.ndarray:
         """Gram matrix of the samples ``local`` (increasing indices), grown from the last call with the same
