@@ -15,14 +15,18 @@ from lanas.app import run
 from lanas.benchmarks.hpo import FCNetBenchmark, HPOBenchBenchmark
 from lanas.config import compose_config
 from lanas.errors import ConfigError, InvalidArchitectureError
+from lanas.searchers.tree import ClassifierSplit
 from lanas.spaces.hpo import HPOGridSpace
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize(("grid", "size", "dim"), [("fcnet", 62_208, 9), ("hpobench", 30_000, 5)])
-def test_grid_positions_strings_and_encoding(grid, size, dim):
-    space = HPOGridSpace(grid)
+@pytest.mark.parametrize(("grid", "size", "dim", "encoding"), [
+    ("fcnet", 62_208, 9, "ordinal"), ("hpobench", 30_000, 5, "ordinal"),
+    ("fcnet", 62_208, 34, "onehot"), ("hpobench", 30_000, 43, "onehot"),
+])
+def test_grid_positions_strings_and_encoding(grid, size, dim, encoding):
+    space = HPOGridSpace(grid, encoding=encoding)
     assert len(space) == size and space.dim == dim and space.features().shape == (size, dim)
     assert space.features().min() == 0.0 and space.features().max() == 1.0
     rng = np.random.default_rng(0)
@@ -31,6 +35,22 @@ def test_grid_positions_strings_and_encoding(grid, size, dim):
         kid = space.mutate(arch, rng)
         assert np.count_nonzero(space.to_decisions([kid])[0] != space.to_decisions([arch])[0]) == 1
     assert space.from_decisions(space.to_decisions(np.arange(size))) == list(range(size))
+
+
+@pytest.mark.parametrize(("grid", "dim"), [("fcnet", 34), ("hpobench", 43)])
+def test_onehot_encoding_has_one_indicator_per_value_at_the_same_positions(grid, dim):
+    ordinal, onehot = HPOGridSpace(grid), HPOGridSpace(grid, encoding="onehot")
+    X = onehot.features()
+    assert len(onehot) == len(ordinal) and onehot.dim == dim and X.shape == (len(ordinal), dim)
+    assert set(np.unique(X)) == {0.0, 1.0} and np.all(X.sum(axis=1) == ordinal.dim)
+    rows = ordinal.to_decisions(np.arange(len(ordinal)))
+    starts = np.cumsum([0, *ordinal.shape[:-1]])
+    for k, (start, size) in enumerate(zip(starts, ordinal.shape)):  # parameter k's block names its value
+        assert np.array_equal(X[:, start : start + size].argmax(axis=1), rows[:, k])
+    arch = 12_345
+    assert onehot.to_string(arch) == ordinal.to_string(arch) and np.array_equal(onehot.encode([arch])[0], X[arch])
+    with pytest.raises(ConfigError, match=r"^search_space.encoding='categorical' is unknown; allowed: ordinal, onehot"):
+        HPOGridSpace(grid, encoding="categorical")
 
 
 def test_a_malformed_configuration_string_is_refused_naming_the_value():
@@ -101,6 +121,20 @@ def test_a_search_finds_the_exact_optimum_of_a_fcnet_table(tmp_path):
     assert summary["dataset"] == "naval"  # benchmark=fcnet selects its first table by itself
     assert summary["samples_to_optimum"] is not None and summary["best_reward"] == summary["global_optimum"]
     assert HPOGridSpace("fcnet").from_string(summary["best_arch"]) in FCNetBenchmark("naval").optimal_archs()
+
+
+def test_a_linear_split_cuts_out_a_middle_value_only_with_the_onehot_encoding():
+    # What the encoding is for (FCNet parkinsons' optimum is such a spike; experiments/lanas_plus_ablation.md,
+    # round 11): one tree split, the classifier's, fitted to "init_lr is its third value" on 600 configurations.
+    archs = np.random.default_rng(0).choice(62_208, size=600, replace=False)
+    ordinal, onehot = HPOGridSpace("fcnet"), HPOGridSpace("fcnet", encoding="onehot")
+    lr = list(ordinal.params).index("init_lr")
+    good = ordinal.to_decisions(archs)[:, lr] == 2
+    assert 50 < good.sum() < 150
+    for space, exact in ((onehot, True), (ordinal, False)):
+        X = space.encode(archs).astype(np.float64)
+        w, b, threshold, _ = ClassifierSplit().fit(X, good.astype(np.float64), 0.0)
+        assert np.array_equal(X @ w + b >= threshold, good) == exact
 
 
 def test_run_py_unknown_hpo_dataset_is_one_line_exit_2(tmp_path):

@@ -55,6 +55,8 @@ SPACES = {
     # Tabular HPO grids (docs/hpo.md).
     "fcnet": lambda: HPOGridSpace("fcnet"),
     "hpobench": lambda: HPOGridSpace("hpobench"),
+    # The same grid as categories: one indicator per value (its alternative is the ordinal grid above).
+    "fcnet_onehot": lambda: HPOGridSpace("fcnet", encoding="onehot"),
 }
 
 

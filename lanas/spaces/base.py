@@ -57,6 +57,12 @@ class SearchSpace(ABC):
     def is_finite(self) -> bool:
         return False
 
+    def alternative_encodings(self) -> dict[str, SearchSpace]:
+        """The same architectures (same positions, names and moves) under the other encodings this space
+        offers, by name; searchers that choose an encoding from their samples (``lanas_plus``) pick among
+        these and the space itself. None by default."""
+        return {}
+
     # A fixed sequence of decisions that builds an architecture (optional). Searchers over a
     # hand-designed action space (MCTS) need it; spaces without one return None.
     def decisions(self) -> list[int] | None:
