@@ -41,6 +41,9 @@ BENCHMARKS: dict[str, list[str]] = {
     "nb101-20k": ["benchmark=nasbench101", f"benchmark.path={NB101_SLICE}", "benchmark.reward=val_mean"],
     # The four HPOLib FCNet tables (tabular HPO, docs/hpo.md), as experiment=compare_fcnet runs them.
     **{f"fcnet-{name}": ["benchmark=fcnet", f"dataset={name}"] for name in ("naval", "parkinsons", "protein", "slice")},
+    # HPOBench's MLP tables (30,000 configurations, several tied optima on some).
+    **{f"hpobench-{name}": ["benchmark=hpobench", f"dataset={name}"]
+       for name in ("australian", "blood_transfusion", "car", "credit_g", "kc1", "phoneme", "segment", "vehicle")},
 }
 
 # Variant name -> Hydra overrides. Every idea tried is kept here, in the order tried; the numbers are
@@ -123,6 +126,18 @@ MODEL_ROUNDS.update({
        for p in (10, 30, 100)},
     "near0.3": ["searcher=lanas_plus", "searcher.model_near_prob=0.3"],
     "near0.5_top1": ["searcher=lanas_plus", "searcher.model_near_prob=0.5", "searcher.model_near_top=1"],
+})
+# Round 11: the grid's values as unordered categories for the tree and the model alike (search_space.encoding=onehot,
+# HPO grids only), and its model priors. lanas_plus itself now picks the encoding by evidence at each refit.
+ONEHOT = ["searcher=lanas_plus", "search_space.encoding=onehot", "searcher.encoding=space"]
+MODEL_ROUNDS.update({
+    "encoding_space": ["searcher=lanas_plus", "searcher.encoding=space"],  # lanas_plus before round 11
+    "onehot": ONEHOT,
+    "onehot_h2": [*ONEHOT, "searcher.tree_height=2"],
+    "onehot_main0.3": [*ONEHOT, "searcher.model_prior_main=0.3"],
+    "onehot_main3": [*ONEHOT, "searcher.model_prior_main=3"],
+    "onehot_pair10": [*ONEHOT, "searcher.model_prior_pair=10"],
+    "onehot_pair100": [*ONEHOT, "searcher.model_prior_pair=100"],
 })
 VARIANTS: dict[str, list[str]] = {
     # references

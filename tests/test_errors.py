@@ -62,6 +62,7 @@ BAD_HYPERPARAMETERS: dict[str, list[tuple[str, str]]] = {
         ("searcher.model_stall=-1", "searcher.model_stall must be >= 0"),
         ("searcher.model_levels=onehot", "searcher.model_levels='onehot' is unknown; allowed: none, replace, add"),
         ("searcher.model_prior_levels=0", "searcher.model_prior_levels must be >= 1e-09"),
+        ("searcher.encoding=auto", "searcher.encoding='auto' is unknown; allowed: space, evidence"),
     ],
     "lanas_plus_v1": [
         ("searcher.tree_height=0", "searcher.tree_height must be >= 1, got 0"),
@@ -188,7 +189,7 @@ def test_bad_run_settings(overrides, expected, tmp_path):
         ("dataset=mnist", ("Available options in 'dataset': australian, ", ", cifar10, cifar100, ", ", fashion_mnist, ",
                            ", imagenet16-120, ", ", naval, ")),
         ("logger=tensorboard", "Available options in 'logger':"),
-        ("searcher.nope=1", "searcher.nope is not a config key; allowed here: Cp, candidate_batch, init_samples"),
+        ("searcher.nope=1", "searcher.nope is not a config key; allowed here: Cp, candidate_batch, encoding, init_samples"),
         ("nope=1", "nope is not a config key; allowed here: benchmark, budget"),
         ("seed=[", "cannot parse the override 'seed=[' (no viable alternative at input '[')"),
     ],

@@ -20,6 +20,7 @@ import pytest
 
 import lanas.checkpoint as checkpoint_module
 from lanas.app import run
+from lanas.benchmarks.hpo import FCNetBenchmark
 from lanas.benchmarks.nasbench201 import NASBench201Benchmark
 from lanas.rundir import CHECKPOINT
 from lanas.errors import ConfigError
@@ -68,9 +69,9 @@ class _Crash(BaseException):
     """Stands for SIGKILL: not an Exception, so no handler in the code under test catches it."""
 
 
-def crash_at(monkeypatch: pytest.MonkeyPatch, calls: int) -> None:
+def crash_at(monkeypatch: pytest.MonkeyPatch, calls: int, benchmark: type = NASBench201Benchmark) -> None:
     """Make the ``calls``-th benchmark query of this process die."""
-    original = NASBench201Benchmark.query
+    original = benchmark.query
     count = {"n": 0}
 
     def query(self, archs, rng):
@@ -79,7 +80,7 @@ def crash_at(monkeypatch: pytest.MonkeyPatch, calls: int) -> None:
             raise _Crash
         return original(self, archs, rng)
 
-    monkeypatch.setattr(NASBench201Benchmark, "query", query)
+    monkeypatch.setattr(benchmark, "query", query)
 
 
 @pytest.mark.parametrize("searcher", SEARCHERS)
@@ -95,6 +96,27 @@ def test_in_process_crashes_resume_to_the_uninterrupted_trace(searcher, referenc
     assert (tmp_path / "trace.csv").read_bytes() == (reference(searcher, budget) / "trace.csv").read_bytes()
     assert summary_without_timing(tmp_path) == summary_without_timing(reference(searcher, budget))
     assert json.loads((tmp_path / "summary.json").read_text())["resumes"] >= 1
+
+
+def test_lanas_plus_resumes_under_the_encoding_it_chose(tmp_path, monkeypatch):
+    # FCNet parkinsons: the model's evidence moves lanas_plus to the one-hot encoding after 70-90 samples. Crashes
+    # before and after that resume to the uninterrupted trace (the choice and both models are in the checkpoint;
+    # the encodings' feature matrices are not).
+    fcnet = ["searcher=lanas_plus", "benchmark=fcnet", "dataset=parkinsons", "budget=120", "stop_at_optimum=false",
+             "trace_timing=false", "seed=1"]
+    reference = tmp_path / "reference"
+    run(compose_config(*fcnet), reference)
+    assert json.loads((reference / "summary.json").read_text())["searcher_stats"]["alternative_encoding_refits"] > 0
+    out = tmp_path / "resumed"
+    for calls in (50, 60):  # queries of each process: the second resumes at sample 45 and dies at 105
+        with monkeypatch.context() as patch:
+            crash_at(patch, calls, FCNetBenchmark)
+            with pytest.raises(_Crash):
+                run(compose_config(*fcnet, "checkpoint_every=9"), out)
+    assert (out / CHECKPOINT).stat().st_size < 8_000_000  # the one-hot feature matrix alone is 8.5 MB: not in it
+    run(compose_config(*fcnet, "checkpoint_every=9"), out)
+    assert (out / "trace.csv").read_bytes() == (reference / "trace.csv").read_bytes()
+    assert summary_without_timing(out) == summary_without_timing(reference)
 
 
 def test_crash_inside_a_checkpoint_write_keeps_the_previous_one(reference, tmp_path, monkeypatch):

@@ -9,8 +9,10 @@ import pytest
 from scipy.stats import norm
 
 from lanas.config import compose_config
+from lanas.errors import ConfigError
 from lanas.searchers.lanas import LaNAS
 from lanas.searchers.surrogate import ModelMoves, QuadraticFeatures, QuadraticModel, normal_scores
+from lanas.spaces.hpo import HPOGridSpace
 from tests.test_lanas_plus import feed, preset, space, table  # noqa: F401  (space, table: fixtures)
 
 
@@ -262,3 +264,48 @@ def test_neighbours_of_the_best_differ_in_at_most_two_columns():
     differing = (np.abs(near - best) > 1e-6).sum(axis=1)
     expected = (np.abs(reference - best) > 1e-6).sum(axis=1) <= 2
     assert len(near) == expected.sum() and np.all(differing <= 2)
+
+
+def grid_rewards(space, kind: str, seed: int = 0) -> np.ndarray:
+    """Rewards of every FCNet configuration: ``smooth`` (a plane in the ordinal value indices) or
+    ``zigzag`` (alternate values of init_lr and n_units_1 good and bad: no surface in the indices fits it, one
+    indicator per value does), plus a little noise."""
+    rows = space.to_decisions(np.arange(len(space))).astype(np.float64)
+    noise = 0.05 * np.random.default_rng(seed).standard_normal(len(space))
+    if kind == "smooth":
+        return (rows / (np.array(space.shape) - 1)) @ np.linspace(-1, 1, len(space.shape)) + noise
+    names = list(space.params)
+    return (rows[:, names.index("init_lr")] % 2) + (rows[:, names.index("n_units_1")] % 2) + noise
+
+
+@pytest.mark.parametrize(("kind", "chosen"), [("smooth", 0), ("zigzag", 1)])
+def test_the_evidence_chooses_the_encoding_that_explains_the_samples(kind, chosen):
+    ordinal = HPOGridSpace("fcnet")
+    onehot = ordinal.alternative_encodings()["onehot"]
+    assert onehot.encoding == "onehot" and ordinal.alternative_encodings()["onehot"] is onehot  # built once
+    rewards = grid_rewards(ordinal, kind)
+    archs = [int(a) for a in np.random.default_rng(1).choice(len(ordinal), size=120, replace=False)]
+    moves = ModelMoves()
+    rng = np.random.default_rng(0)
+    assert moves.choose_encoding([ordinal, onehot], rng, archs, rewards[archs]) == chosen
+    assert set(moves.models) == {"ordinal", "onehot"} and all(m.count == 120 for m in moves.models.values())
+
+
+@pytest.mark.parametrize(("kind", "encoding"), [("smooth", "ordinal"), ("zigzag", "onehot")])
+def test_lanas_plus_learns_tree_and_model_under_the_chosen_encoding(kind, encoding):
+    space = HPOGridSpace("fcnet")
+    rewards = grid_rewards(space, kind)
+    searcher = LaNAS(space, np.random.default_rng(0), **preset("lanas_plus"))
+    feed(searcher, lambda arch: rewards[arch], 90)
+    coded = searcher.coded
+    assert coded.encoding == encoding and (coded is space) == (encoding == "ordinal")
+    assert np.array_equal(searcher.leaf_of, searcher.tree.route(coded.features()))  # the tree splits that encoding
+    assert searcher.model.model is searcher.model.models[encoding]
+    assert (searcher.stats()["alternative_encoding_refits"] > 0) == (encoding == "onehot")
+    # Spaces with a single encoding (NAS-Bench-201) are not asked to choose.
+    assert HPOGridSpace("fcnet", encoding="onehot").alternative_encodings().keys() == {"ordinal"}
+
+
+def test_encoding_evidence_needs_the_model():
+    with pytest.raises(ConfigError, match="searcher.encoding=evidence needs searcher.leaf_model=quadratic"):
+        LaNAS(HPOGridSpace("fcnet"), np.random.default_rng(0), **{**preset("lanas"), "encoding": "evidence"})

@@ -26,6 +26,13 @@ class (``conf/searcher/lanas_plus*.yaml``; evidence in ``experiments/lanas_plus_
     (:class:`~lanas.searchers.proposals.LocalMoves`).
 ``size_bonus``
     an optional UCB term ``size_bonus * sqrt(share of the parent's free candidates)`` (off by default).
+``encoding``
+    ``space``: the tree and the model use the search space's encoding. ``evidence`` (``lanas_plus``): at
+    each refit, the encoding among those the space offers (:meth:`SearchSpace.alternative_encodings`;
+    HPO grids: ordinal or one-hot values) under which the leaf model's log marginal likelihood of the
+    samples is largest; the tree and the model use it until the next refit. On FCNet parkinsons the
+    one-hot values win after 50-90 samples and the runs that never found the optimum disappear; on the
+    smooth tables the ordinal encoding keeps winning (experiments/lanas_plus_ablation.md, round 11).
 ``leaf_model`` / ``model_*``
     ``quadratic``: inside the chosen leaf, the free candidate that a Thompson draw of a Bayesian
     quadratic model scores best (:class:`~lanas.searchers.surrogate.ModelMoves`); the local moves and
@@ -71,6 +78,7 @@ __all__ = ["LaNAS", "fit_linear", "REGRESSORS", "ROUTINGS", "FALLBACKS", "TRANSF
 REGRESSORS = ("linear", "ridge")
 TRANSFORMS = ("none", "rank", "zscore")
 LEAF_MODELS = ("none", "quadratic")
+ENCODING_CHOICES = ("space", "evidence")
 
 
 class RewardScale:
@@ -144,6 +152,7 @@ class LaNAS(Searcher):
         model_stall: float = 0.0,
         model_levels: str = "none",
         model_prior_levels: float = 30.0,
+        encoding: str = "space",
         virtual_loss: float = 0.75,
         candidate_batch: int = 1000,
         max_tries: int = 20,
@@ -190,6 +199,12 @@ class LaNAS(Searcher):
             prior_levels=require_float("searcher.model_prior_levels", model_prior_levels, 1e-9),
         )
         self.model = model if leaf_model == "quadratic" else None
+        self.encoding_choice = require_choice("searcher.encoding", encoding, ENCODING_CHOICES)
+        if self.encoding_choice == "evidence" and self.model is None:
+            raise ConfigError("searcher.encoding=evidence needs searcher.leaf_model=quadratic (the choice is by the "
+                              "model's marginal likelihood); set searcher.encoding=space")
+        self.encoding_in_use: str | None = None  # an alternative encoding's name; None: the space's own
+        self.num_alternative_refits = 0
         self.virtual_loss = require_float("searcher.virtual_loss", virtual_loss, 0.0, 1.0)
         fallback = require_choice("searcher.leaf_fallback", leaf_fallback, FALLBACKS)
         region = RegionProposal(
@@ -250,22 +265,30 @@ class LaNAS(Searcher):
             if leaf >= 0:
                 self.tree.add_pending(leaf, -1)
             if leaf < 0 and self._fitted_at >= 0:
-                leaf = self.proposal.leaf(arch, self.tree, self.space)
+                leaf = self.proposal.leaf(arch, self.tree, self.coded)
             if leaf >= 0:
                 self.tree.backpropagate(leaf, float(self.scale(np.array([reward]))[0]))
 
     # ------------------------------------------------------------------ learning and selection
     def refit(self) -> None:
-        """Re-learn the tree from all samples so far (and re-index the pool's free candidates by leaf)."""
-        X = self.space.encode(self.archs).astype(np.float64)
+        """Re-learn the tree from all samples so far (and re-index the pool's free candidates by leaf), under
+        the encoding chosen first when ``encoding=evidence``."""
+        if getattr(self, "encoding_choice", "space") == "evidence" and self.model is not None:
+            alternatives = self.space.alternative_encodings()
+            if alternatives:
+                names, spaces = [None, *alternatives], [self.space, *alternatives.values()]
+                self.encoding_in_use = names[self.model.choose_encoding(spaces, self.rng, self.archs, self.rewards)]
+                self.num_alternative_refits += self.encoding_in_use is not None
+        coded = self.coded
+        X = coded.encode(self.archs).astype(np.float64)
         self.tree.fit(X, self.scale.fit(np.asarray(self.rewards, dtype=np.float64)))
-        self.proposal.index(self.tree, self.space, self.taken, self.rng)
+        self.proposal.index(self.tree, coded, self.taken, self.rng)
         self._fitted_at = self.num_told
         self.num_refits += 1
         if self.model is not None:
-            self.model.forget_regions(self.space, self.rng, self.archs, self.rewards)
+            self.model.forget_regions(coded, self.rng, self.archs, self.rewards)
         for arch in self._leaf_of_arch:  # proposals in flight: pending in the new tree's regions
-            leaf = self.proposal.leaf(arch, self.tree, self.space)
+            leaf = self.proposal.leaf(arch, self.tree, coded)
             self._leaf_of_arch[arch] = leaf
             if leaf >= 0:
                 self.tree.add_pending(leaf)
@@ -286,22 +309,29 @@ class LaNAS(Searcher):
         return self.tree.select(self.rng, self.Cp, bonus, allowed=self.proposal.selectable(self.tree))
 
     def _propose(self, path: list[int]) -> tuple[Arch, int]:
-        leaf = path[-1]
+        leaf, coded = path[-1], self.coded
         if self.model is not None:
-            arch = self.model.propose(self.tree, leaf, self.proposal, self.space, self.rng, self.taken,
+            arch = self.model.propose(self.tree, leaf, self.proposal, coded, self.rng, self.taken,
                                       self.archs, self.rewards)
             if arch is not None:  # from the leaf, or from the nearest region with candidates when it is used up
-                return arch, self.proposal.leaf(arch, self.tree, self.space)
-        arch = self.local.propose(self.tree, leaf, self.proposal, self.space, self.rng, self.taken,
+                return arch, self.proposal.leaf(arch, self.tree, coded)
+        arch = self.local.propose(self.tree, leaf, self.proposal, coded, self.rng, self.taken,
                                   self.archs, self.rewards)
         if arch is not None:
             return arch, leaf
-        return self.proposal.propose(self.tree, path, self.space, self.rng, self.taken, self.archs, self.rewards)
+        return self.proposal.propose(self.tree, path, coded, self.rng, self.taken, self.archs, self.rewards)
+
+    @property
+    def coded(self) -> SearchSpace:
+        """The search space under the encoding the tree and the model use now (its own unless
+        ``encoding=evidence`` chose another)."""
+        name = getattr(self, "encoding_in_use", None)  # searchers pickled before it existed: the space's own
+        return self.space if name is None else self.space.alternative_encodings()[name]
 
     # ------------------------------------------------------------------ introspection
     def move_in_leaf(self, leaf: int) -> Arch | None:
         """A local move inside ``leaf`` as lanas_plus makes it (whatever ``local_prob``), or None."""
-        return self.local.move_in_leaf(self.tree, leaf, self.proposal, self.space, self.rng, self.taken,
+        return self.local.move_in_leaf(self.tree, leaf, self.proposal, self.coded, self.rng, self.taken,
                                        self.archs, self.rewards)
 
     @property
@@ -322,4 +352,6 @@ class LaNAS(Searcher):
             stats.update(self.local.stats())
         if self.model is not None:
             stats.update(self.model.stats())
+        if getattr(self, "encoding_choice", "space") == "evidence" and self.space.alternative_encodings():
+            stats["alternative_encoding_refits"] = self.num_alternative_refits
         return stats

@@ -290,17 +290,35 @@ class ModelMoves:
         self.near_prob, self.near_top = near_prob, near_top
         self.evidence = evidence
         self.stall = stall
-        self.model: QuadraticModel | None = None
+        self.model: QuadraticModel | None = None  # the model of the encoding in use
+        self.models: dict[str, QuadraticModel] = {}  # every encoding's, by the space's encoding name
         self.num_model = 0
 
     def _sync(self, space: SearchSpace, rng: np.random.Generator, archs: Sequence[Arch]) -> QuadraticModel:
-        if self.model is None:
-            reference = space.features() if space.is_finite else draw_batch(space, rng, 4096)[1]
-            self.model = QuadraticModel(QuadraticFeatures(reference, levels=self.levels), self.prior_main, self.prior_pair,
-                                        self.noise, self.temperature, self.prior_levels)
+        key = getattr(space, "encoding", "")
+        models = self.__dict__.setdefault("models", {})  # searchers pickled before it existed
+        if key not in models:
+            if self.model is not None and not models:  # such a searcher's one model is its space's own
+                models[key] = self.model
+            else:
+                reference = space.features() if space.is_finite else draw_batch(space, rng, 4096)[1]
+                models[key] = QuadraticModel(QuadraticFeatures(reference, levels=self.levels), self.prior_main,
+                                             self.prior_pair, self.noise, self.temperature, self.prior_levels)
+        self.model = models[key]
         if self.model.count < len(archs):
             self.model.add(space.encode(archs[self.model.count :]))
         return self.model
+
+    def _all_models(self) -> list[QuadraticModel]:
+        models = self.__dict__.setdefault("models", {})  # searchers pickled before it existed: their one model
+        return list(models.values()) or ([self.model] if self.model is not None else [])
+
+    def choose_encoding(self, spaces: Sequence[SearchSpace], rng: np.random.Generator, archs: Sequence[Arch],
+                        rewards: Sequence[float]) -> int:
+        """Index of the space (the same pool under different encodings) under which the model explains the
+        samples best: the largest log marginal likelihood of their normal scores, ties to the first."""
+        evidence = [self._sync(space, rng, archs).evidence(rewards, self.noise, self.prior_pair) for space in spaces]
+        return int(np.argmax(evidence))
 
     def propose(self, tree: PartitionTree, leaf: int, proposal: PoolProposal | RegionProposal, space: SearchSpace,
                 rng: np.random.Generator, taken: TakenSet, archs: Sequence[Arch],
@@ -384,8 +402,8 @@ class ModelMoves:
                        rewards: Sequence[float]) -> None:
         """Called after each refit: the leaves' samples are new sets (and, with ``evidence``, the
         hyperparameters are chosen again)."""
-        if self.model is not None:
-            self.model.forget_local()
+        for model in self._all_models():
+            model.forget_local()
         if self.evidence:
             self._sync(space, rng, archs).tune(rewards, (0.1, 0.2, 0.3, 0.5, 1.0), (3.0, 10.0, 30.0, 100.0))
 
