@@ -99,7 +99,7 @@ def test_in_process_crashes_resume_to_the_uninterrupted_trace(searcher, referenc
 
 
 def test_lanas_plus_resumes_under_the_encoding_it_chose(tmp_path, monkeypatch):
-    # FCNet parkinsons: the model's evidence moves lanas_plus to the one-hot encoding after 70-90 samples. Crashes
+    # FCNet parkinsons: the model's evidence moves lanas_plus to the one-hot encoding after 50-90 samples. Crashes
     # before and after that resume to the uninterrupted trace (the choice and both models are in the checkpoint;
     # the encodings' feature matrices are not).
     fcnet = ["searcher=lanas_plus", "benchmark=fcnet", "dataset=parkinsons", "budget=120", "stop_at_optimum=false",

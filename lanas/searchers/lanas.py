@@ -117,6 +117,9 @@ class LaNAS(Searcher):
 
     name = "lanas"
     model: ModelMoves | None = None  # the leaf model (also what searchers pickled before it existed resolve to)
+    encoding_choice = "space"  # likewise for the encoding knobs: searchers pickled before them used the space's own
+    encoding_in_use: str | None = None  # an alternative encoding's name; None: the space's own
+    num_alternative_refits = 0
 
     def __init__(
         self,
@@ -203,8 +206,6 @@ class LaNAS(Searcher):
         if self.encoding_choice == "evidence" and self.model is None:
             raise ConfigError("searcher.encoding=evidence needs searcher.leaf_model=quadratic (the choice is by the "
                               "model's marginal likelihood); set searcher.encoding=space")
-        self.encoding_in_use: str | None = None  # an alternative encoding's name; None: the space's own
-        self.num_alternative_refits = 0
         self.virtual_loss = require_float("searcher.virtual_loss", virtual_loss, 0.0, 1.0)
         fallback = require_choice("searcher.leaf_fallback", leaf_fallback, FALLBACKS)
         region = RegionProposal(
@@ -273,7 +274,7 @@ class LaNAS(Searcher):
     def refit(self) -> None:
         """Re-learn the tree from all samples so far (and re-index the pool's free candidates by leaf), under
         the encoding chosen first when ``encoding=evidence``."""
-        if getattr(self, "encoding_choice", "space") == "evidence" and self.model is not None:
+        if self.encoding_choice == "evidence" and self.model is not None:
             alternatives = self.space.alternative_encodings()
             if alternatives:
                 names, spaces = [None, *alternatives], [self.space, *alternatives.values()]
@@ -325,7 +326,7 @@ class LaNAS(Searcher):
     def coded(self) -> SearchSpace:
         """The search space under the encoding the tree and the model use now (its own unless
         ``encoding=evidence`` chose another)."""
-        name = getattr(self, "encoding_in_use", None)  # searchers pickled before it existed: the space's own
+        name = self.encoding_in_use
         return self.space if name is None else self.space.alternative_encodings()[name]
 
     # ------------------------------------------------------------------ introspection
@@ -352,6 +353,6 @@ class LaNAS(Searcher):
             stats.update(self.local.stats())
         if self.model is not None:
             stats.update(self.model.stats())
-        if getattr(self, "encoding_choice", "space") == "evidence" and self.space.alternative_encodings():
+        if self.encoding_choice == "evidence" and self.space.alternative_encodings():
             stats["alternative_encoding_refits"] = self.num_alternative_refits
         return stats

@@ -294,24 +294,23 @@ class ModelMoves:
         self.models: dict[str, QuadraticModel] = {}  # every encoding's, by the space's encoding name
         self.num_model = 0
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.__dict__.setdefault("models", {})  # pickled before it existed: its one model is adopted by _sync
+
     def _sync(self, space: SearchSpace, rng: np.random.Generator, archs: Sequence[Arch]) -> QuadraticModel:
         key = getattr(space, "encoding", "")
-        models = self.__dict__.setdefault("models", {})  # searchers pickled before it existed
-        if key not in models:
-            if self.model is not None and not models:  # such a searcher's one model is its space's own
-                models[key] = self.model
+        if key not in self.models:
+            if self.model is not None and not self.models:  # a searcher pickled before models: its space's own
+                self.models[key] = self.model
             else:
                 reference = space.features() if space.is_finite else draw_batch(space, rng, 4096)[1]
-                models[key] = QuadraticModel(QuadraticFeatures(reference, levels=self.levels), self.prior_main,
-                                             self.prior_pair, self.noise, self.temperature, self.prior_levels)
-        self.model = models[key]
+                self.models[key] = QuadraticModel(QuadraticFeatures(reference, levels=self.levels), self.prior_main,
+                                                  self.prior_pair, self.noise, self.temperature, self.prior_levels)
+        self.model = self.models[key]
         if self.model.count < len(archs):
             self.model.add(space.encode(archs[self.model.count :]))
         return self.model
-
-    def _all_models(self) -> list[QuadraticModel]:
-        models = self.__dict__.setdefault("models", {})  # searchers pickled before it existed: their one model
-        return list(models.values()) or ([self.model] if self.model is not None else [])
 
     def choose_encoding(self, spaces: Sequence[SearchSpace], rng: np.random.Generator, archs: Sequence[Arch],
                         rewards: Sequence[float]) -> int:
@@ -402,7 +401,7 @@ class ModelMoves:
                        rewards: Sequence[float]) -> None:
         """Called after each refit: the leaves' samples are new sets (and, with ``evidence``, the
         hyperparameters are chosen again)."""
-        for model in self._all_models():
+        for model in self.models.values() or [m for m in (self.model,) if m is not None]:
             model.forget_local()
         if self.evidence:
             self._sync(space, rng, archs).tune(rewards, (0.1, 0.2, 0.3, 0.5, 1.0), (3.0, 10.0, 30.0, 100.0))
