@@ -139,8 +139,9 @@ def main() -> None:
                                      for seed in range(*args.seeds)])
         counted = np.array([args.budget if r is None else r for r in results], dtype=float)
         censored = sum(r is None for r in results)
+        spread = f" ± {counted.std(ddof=1) / np.sqrt(len(counted)):.1f}" if len(counted) > 1 else ""
         print(f"{dataset} target={args.target} candidates={args.candidates}: "
-              f"{'>= ' if censored else ''}{counted.mean():.1f} ± {counted.std(ddof=1) / np.sqrt(len(counted)):.1f} / "
+              f"{'>= ' if censored else ''}{counted.mean():.1f}{spread} / "
               f"{np.median(counted):.1f} (max {counted.max():.0f}, {censored} over {args.budget}; "
               f"{time.time() - started:.0f} s)  {results}", flush=True)
 
