@@ -43,19 +43,22 @@ def load(dataset: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, set[int]]:
     space, evaluator, _, _, eval_rng = prepare(compose_config(*BENCHMARKS[dataset], "seed=0"))
     pool = np.arange(len(space))
     rows, choices = space.to_decisions(pool).astype(np.int64), np.asarray(space.decisions())
-    if not (rows @ np.r_[np.cumprod(choices[::-1])[::-1][1:], 1] == pool).all():
+    if not (position(rows, choices) == pool).all():
         raise SystemExit(f"{dataset}: the pool is not in the order of its decision rows; this probe needs it")
     rewards = np.asarray(evaluator.query(list(pool), eval_rng), dtype=np.float64)
     return rows, choices, rewards, set(
         int(a) for a in evaluator.optimal_archs())
 
 
+def position(rows: np.ndarray, choices: np.ndarray) -> np.ndarray:
+    """Pool positions of decision rows (``load`` checks that the pool enumerates them in this order)."""
+    return np.ravel_multi_index(tuple(np.atleast_2d(rows).T), choices)
+
+
 def run(args: tuple[str, int, int, str, str]) -> int | None:
     """Samples until an optimal cell is first evaluated (None: not within ``budget``)."""
     dataset, seed, budget, target, candidates = args
     rows, choices, rewards, optimal = DATA[dataset]
-    # Pool position of a decision row (the pools enumerate decision rows in lexicographic order).
-    radix = np.r_[np.cumprod(choices[::-1])[::-1][1:], 1]
     rng = np.random.default_rng(seed)
     taken = np.zeros(len(rows), dtype=bool)
     samples: list[int] = []
@@ -81,7 +84,7 @@ def run(args: tuple[str, int, int, str, str]) -> int | None:
                                          for part in np.array_split(free, max(1, len(free) // 4096))])
                 cell = int(free[np.argmax(scores)])
             else:
-                cell = local_search(rows, choices, radix, taken, rng, samples, z,
+                cell = local_search(rows, choices, taken, rng, samples, z,
                                     lambda cells: log_ei(cells, fitted, float(z.max())))
         samples.append(cell)
         taken[cell] = True
@@ -90,7 +93,7 @@ def run(args: tuple[str, int, int, str, str]) -> int | None:
     return None
 
 
-def local_search(rows: np.ndarray, choices: np.ndarray, radix: np.ndarray, taken: np.ndarray,
+def local_search(rows: np.ndarray, choices: np.ndarray, taken: np.ndarray,
                  rng: np.random.Generator, samples: list[int], z: np.ndarray, score) -> int:
     """GPSampler's acquisition search on a pool: random cells, then coordinate-wise hill climbing over
     free cells from the best of them and from the best samples."""
@@ -104,7 +107,7 @@ def local_search(rows: np.ndarray, choices: np.ndarray, radix: np.ndarray, taken
             neighbours = np.repeat(current[None], choices.sum(), axis=0)
             decision = np.repeat(np.arange(len(choices)), choices)
             neighbours[np.arange(len(decision)), decision] = np.concatenate([np.arange(c) for c in choices])
-            cells = np.unique(neighbours @ radix)
+            cells = np.unique(position(neighbours, choices))
             scores = score(cells)
             scores[taken[cells]] = -np.inf
             k = int(np.argmax(scores))
@@ -112,7 +115,7 @@ def local_search(rows: np.ndarray, choices: np.ndarray, radix: np.ndarray, taken
                 break
             current, current_score = rows[cells[k]].copy(), scores[k]
         if current_score is not None and current_score > best_score:
-            best_cell, best_score = int(current @ radix), current_score
+            best_cell, best_score = int(position(current, choices)[0]), current_score
     if best_cell < 0:  # every neighbourhood used up: any free cell
         best_cell = int(rng.choice(np.flatnonzero(~taken)))
     return best_cell

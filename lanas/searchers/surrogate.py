@@ -401,7 +401,8 @@ class ModelMoves:
                        rewards: Sequence[float]) -> None:
         """Called after each refit: the leaves' samples are new sets (and, with ``evidence``, the
         hyperparameters are chosen again)."""
-        for model in self.models.values() or [m for m in (self.model,) if m is not None]:
+        models = list(self.models.values()) or ([self.model] if self.model is not None else [])  # old pickles: one
+        for model in models:
             model.forget_local()
         if self.evidence:
             self._sync(space, rng, archs).tune(rewards, (0.1, 0.2, 0.3, 0.5, 1.0), (3.0, 10.0, 30.0, 100.0))
