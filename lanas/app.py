@@ -22,16 +22,17 @@ from lanas.cli import apply_torch_threads, error_line, one_line_error  # noqa: F
 from lanas.constraints import parse_constraints
 from lanas.engines.base import Engine
 from lanas.engines.choose import check_parallel, check_workers, engine_name, make_engine
-from lanas.errors import ConfigError, LanasError, require_bool, require_int
+from lanas.errors import ConfigError, InvalidArchitectureError, LanasError, require_bool, require_int
 from lanas.evaluators.base import Evaluator
 from lanas.logging import RunLogger, SafeLogger
 from lanas.recorders import RunInfo
 from lanas.rundir import (CHECKPOINT, RESULT_NEUTRAL_KEYS, RUN_CONFIG, TRACE, RunDirBusy, claim_lock,
-                          lock_run_dir, read_run_config, read_summary, unlock_run_dir, write_json_atomic)
+                          lock_run_dir, read_run_config, read_summary, read_trace_rewards, unlock_run_dir,
+                          write_json_atomic)
 from lanas.runner import run_search
 from lanas.searchers.base import Searcher
-from lanas.spaces.base import FiniteSearchSpace, SearchSpace
-from lanas.spaces.constrained import constrain_space
+from lanas.spaces.base import Arch, FiniteSearchSpace, SearchSpace
+from lanas.spaces.constrained import FeasibleSpace, SubsetSpace, constrain_space
 
 DEFAULT_CHECKPOINT_EVERY = 50
 
@@ -87,6 +88,43 @@ def make_rngs(seed: int) -> tuple[np.random.Generator, np.random.Generator]:
     return np.random.default_rng(searcher_seq), np.random.default_rng(eval_seq)
 
 
+def warm_start_samples(run_dirs: Any, space: SearchSpace) -> tuple[list[Arch], list[float]]:
+    """The architectures and rewards in the traces of ``run_dirs`` (earlier runs over ``space``, e.g. on
+    another data set). Architectures this run's space cannot hold (outside its budget) are left out, with a
+    notice; none at all, a missing trace or another space's strings are a ConfigError."""
+    if isinstance(run_dirs, str):
+        run_dirs = [run_dirs]
+    elif OmegaConf.is_list(run_dirs):
+        run_dirs = OmegaConf.to_container(run_dirs, resolve=True)
+    if not isinstance(run_dirs, list) or not all(isinstance(d, str) for d in run_dirs):
+        raise ConfigError(f"warm_start must be a run directory or a list of them, got {run_dirs!r}")
+    archs: list[Arch] = []
+    rewards: list[float] = []
+    left_out = 0
+    for run_dir in run_dirs:
+        try:
+            rows = read_trace_rewards(run_dir)
+        except FileNotFoundError:
+            raise ConfigError(f"warm_start: {run_dir} has no {TRACE} (a run directory of run.py is expected)") from None
+        except ValueError as err:
+            raise ConfigError(f"warm_start: {err}") from None
+        for text, reward in rows:
+            try:
+                archs.append(space.from_string(text))
+            except InvalidArchitectureError as err:
+                if not isinstance(space, (SubsetSpace, FeasibleSpace)):
+                    raise ConfigError(f"warm_start: {run_dir} is not a run over search_space={space.name}: {err}") from None
+                left_out += 1
+                continue
+            rewards.append(reward)
+    if not archs:
+        raise ConfigError(f"warm_start: no architecture of {', '.join(run_dirs)} is in this run's space")
+    if left_out:
+        print(f"warm_start: {left_out} of {left_out + len(archs)} earlier samples are outside this run's budget "
+              "and left out", file=sys.stderr, flush=True)
+    return archs, rewards
+
+
 def prepare(cfg: DictConfig) -> tuple[SearchSpace, Evaluator, Searcher, RunInfo, np.random.Generator]:
     """Build and validate everything a run needs; raises ConfigError before any search work."""
     seed = require_int("seed", cfg.seed, 0)
@@ -104,6 +142,13 @@ def prepare(cfg: DictConfig) -> tuple[SearchSpace, Evaluator, Searcher, RunInfo,
         space = constrain_space(space, constraints, f"evaluator={evaluator.name}")
     searcher_rng, eval_rng = make_rngs(seed)
     searcher: Searcher = build("searcher", cfg.searcher, space=space, rng=searcher_rng)
+    if cfg.get("warm_start"):
+        archs, rewards = warm_start_samples(cfg.warm_start, space)
+        try:
+            searcher.warm_start(archs, rewards)
+        except NotImplementedError:
+            raise ConfigError(f"warm_start: searcher={group_name(cfg, 'searcher')} cannot learn from earlier runs; "
+                              "searcher=lanas_plus can") from None
 
     budget = cfg.get("budget")
     if budget is None:
@@ -170,12 +215,22 @@ def ignored_keys(config: dict[str, Any]) -> tuple[str, ...]:
 
 # Keys added to conf/config.yaml after runs were recorded, with the value that reproduces those runs:
 # a run saved without them resumes under the new code instead of being refused for "<unset> -> default".
-ADDED_KEYS: dict[str, Any] = {"workers": 1, "engine": "auto", "simulated_seconds": None, "engine_params": {}}
+ADDED_KEYS: dict[str, Any] = {"workers": 1, "engine": "auto", "simulated_seconds": None, "engine_params": {},
+                              "warm_start": []}
+
+
+# Likewise for knobs added to the LaNAS searcher class (a recorded searcher node with a ``leaf_model`` is one).
+ADDED_LANAS_KEYS: dict[str, Any] = {"model_source_weight": "evidence"}
 
 
 def with_new_defaults(saved: dict[str, Any]) -> dict[str, Any]:
-    """``saved`` (a recorded run config) with :data:`ADDED_KEYS` it lacks set to their old behaviour."""
-    return {**ADDED_KEYS, **saved}
+    """``saved`` (a recorded run config) with :data:`ADDED_KEYS` (and :data:`ADDED_LANAS_KEYS` in a LaNAS
+    searcher node) it lacks set to their old behaviour."""
+    config = {**ADDED_KEYS, **saved}
+    searcher = config.get("searcher")
+    if isinstance(searcher, dict) and "leaf_model" in searcher:
+        config["searcher"] = {**ADDED_LANAS_KEYS, **searcher}
+    return config
 
 
 def resume_mode(out_dir: str | Path, config: dict[str, Any], resume_requested: bool = False) -> str:

@@ -19,6 +19,7 @@ analysis all sit above this module.
 
 from __future__ import annotations
 
+import csv
 import errno
 import fcntl
 import json
@@ -91,6 +92,20 @@ def read_summary(run_dir: str | Path) -> dict[str, Any] | None:
         return json.loads((Path(run_dir) / SUMMARY).read_text())
     except (OSError, ValueError):
         return None
+
+
+def read_trace_rewards(run_dir: str | Path) -> list[tuple[str, float]]:
+    """(architecture string, reward) of every row of the run's trace.csv; FileNotFoundError when it has none,
+    ValueError naming the line of a row without them."""
+    path = Path(run_dir) / TRACE
+    with path.open(newline="") as handle:
+        rows = []
+        for line, row in enumerate(csv.DictReader(handle), start=2):
+            try:
+                rows.append((row["arch"], float(row["reward"])))
+            except (KeyError, TypeError, ValueError):
+                raise ValueError(f"{path}, line {line}: no architecture and reward") from None
+    return rows
 
 
 def _parse_override(text: str) -> tuple[str, Any] | None:

@@ -132,6 +132,10 @@ BAD_RUN_SETTINGS: list[tuple[tuple[str, ...], str]] = [
     (("benchmark.reward=median",), "benchmark.reward='median' is unknown; allowed: mean, sampled"),
     (("benchmark.dataset=mnist",), "allowed: cifar10, cifar100, imagenet16-120"),
     (("+searcher.depth=3",), "searcher.depth is not a parameter of LaNAS; allowed:"),
+    (("warm_start=5",), "warm_start must be a run directory or a list of them, got 5"),
+    (("warm_start=/nonexistent/lanas-run",), "warm_start: /nonexistent/lanas-run has no trace.csv"),
+    (("searcher=lanas_plus", "searcher.model_source_weight=2"),
+     "searcher.model_source_weight (evidence or a number) must be <= 1.0, got 2.0"),
 ]
 
 

@@ -80,6 +80,11 @@ class Searcher(ABC):
     def num_told(self) -> int:
         return len(self.rewards)
 
+    def warm_start(self, archs: Sequence[Arch], rewards: Sequence[float]) -> None:
+        """Learn from samples of earlier runs over the same space before the first proposal (the top-level
+        ``warm_start`` key). NotImplementedError: this searcher cannot."""
+        raise NotImplementedError(f"{type(self).__name__} cannot learn from earlier runs")
+
     def min_budget(self) -> int:
         """Fewest samples for which this searcher's configuration makes sense."""
         return 1

@@ -37,6 +37,8 @@ class (``conf/searcher/lanas_plus*.yaml``; evidence in ``experiments/lanas_plus_
     ``quadratic``: inside the chosen leaf, the free candidate that a Thompson draw of a Bayesian
     quadratic model scores best (:class:`~lanas.searchers.surrogate.ModelMoves`); the local moves and
     the uniform draw remain its fallbacks. ``none`` (LaNAS, lanas_plus_v1): no model.
+    :meth:`warm_start` (the top-level ``warm_start`` key: earlier runs over the same space) centres that
+    model's prior on its fit to their samples.
 
 Several workers (``workers > 1``): every architecture proposed and not yet told is *pending*. It
 is never proposed again (:attr:`Searcher.taken`), and it counts as a visit of each node on its path
@@ -155,6 +157,7 @@ class LaNAS(Searcher):
         model_stall: float = 0.0,
         model_levels: str = "none",
         model_prior_levels: float = 30.0,
+        model_source_weight: str | float = "evidence",
         encoding: str = "space",
         virtual_loss: float = 0.75,
         candidate_batch: int = 1000,
@@ -200,6 +203,9 @@ class LaNAS(Searcher):
             stall=require_float("searcher.model_stall", model_stall, 0.0),
             levels=require_choice("searcher.model_levels", model_levels, LEVEL_MODES),
             prior_levels=require_float("searcher.model_prior_levels", model_prior_levels, 1e-9),
+            source_weight=(model_source_weight if model_source_weight == "evidence" else
+                           require_float("searcher.model_source_weight (evidence or a number)", model_source_weight,
+                                         0.0, 1.0)),
         )
         self.model = model if leaf_model == "quadratic" else None
         self.encoding_choice = require_choice("searcher.encoding", encoding, ENCODING_CHOICES)
@@ -233,6 +239,14 @@ class LaNAS(Searcher):
         self.num_refits = 0
 
     # ------------------------------------------------------------------ public interface
+    def warm_start(self, archs: Sequence[Arch], rewards: Sequence[float]) -> None:
+        """The leaf model centres its prior on its fit to these samples of earlier runs (the tree learns
+        from this run's samples only)."""
+        if self.model is None:
+            raise ConfigError("warm_start needs searcher.leaf_model=quadratic (it moves the leaf model's prior); "
+                              "searcher=lanas_plus has it")
+        self.model.warm_start(archs, rewards)
+
     def min_budget(self) -> int:
         return self.init_samples
 

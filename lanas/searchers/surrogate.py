@@ -14,6 +14,10 @@ Why this model: fitted to the whole NAS-Bench-201 table, main effects alone rank
 pairwise terms get a tighter prior (``prior_pair``) than the main effects (``prior_main``): with a
 few dozen samples the main effects carry the signal, and the interactions take over as data accrue.
 
+A warm start (``warm_start``: earlier runs over the same space, e.g. on another data set) moves the prior's
+*mean*: the weights a fit of the same model to those runs' samples finds, so that the run starts from
+what they learned and its own samples correct it (the prior's spread is unchanged).
+
 Everything is closed form. The Gram matrix grows by one outer product per told sample, so a
 proposal costs one Cholesky factorisation of a p x p matrix (p = 1 + d + pairs: 406 on
 NAS-Bench-201, under 700 on NAS-Bench-101), a few triangular solves and the quadratic form
@@ -43,6 +47,8 @@ MAX_FEATURES = 1024
 # ``levels``: a non-binary column with at most this many distinct values is a categorical (a grid's levels).
 MAX_LEVELS = 16
 LEVEL_MODES = ("none", "replace", "add")
+# Weights of a warm start's prior mean that its evidence chooses among at each refit.
+SOURCE_WEIGHTS = (0.0, 0.25, 0.5, 1.0)
 
 
 def normal_scores(rewards: np.ndarray) -> np.ndarray:
@@ -175,6 +181,7 @@ class QuadraticModel:
         self.prior = np.full(features.size, prior_main)
         self.prior[features.pair_terms] = prior_pair
         self.prior[features.level_terms] = prior_levels
+        self.prior_mean = np.zeros(features.size)  # moved by a warm start (set_prior_mean)
         self.gram = np.zeros((features.size, features.size))
         self._rows = np.zeros((64, features.size))  # grown by doubling: adding a sample is O(p^2), not O(n p)
         self.count = 0
@@ -191,16 +198,51 @@ class QuadraticModel:
         self._rows[self.count : self.count + len(rows)] = rows
         self.count += len(rows)
 
-    def evidence(self, rewards: Sequence[float], noise: float, prior_pair: float) -> float:
-        """Log marginal likelihood of the normal scores of every sample added, under these hyperparameters."""
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if "prior_mean" not in state:  # pickled before warm starts: a prior centred at zero
+            self.prior_mean = np.zeros(self.features.size)
+
+    def set_prior_mean(self, X: np.ndarray, rewards: Sequence[float], weight: float = 1.0) -> None:
+        """Centre the prior on ``weight`` times the posterior mean of this model fitted to other samples
+        (encodings ``X``, their ``rewards``; a warm start from earlier runs): closed form, their normal scores."""
+        rows = self.features(X)
+        z = normal_scores(np.asarray(rewards, dtype=np.float64))
+        precision = rows.T @ rows / self.noise
+        precision[np.diag_indices_from(precision)] += self.prior
+        self.source_mean = sla.solve(precision, rows.T @ z / self.noise, assume_a="pos", check_finite=False)
+        self.source_weight = weight
+        self.prior_mean = weight * self.source_mean
+
+    def weigh_source(self, rewards: Sequence[float], weights: Sequence[float] = SOURCE_WEIGHTS) -> None:
+        """Scale the warm start's prior mean by the weight under which this run's own samples are most likely
+        (largest evidence; ties to the larger weight): a source that misleads is turned down as soon as the
+        samples say so."""
+        scored = []
+        for weight in sorted(weights, reverse=True):
+            self.prior_mean = weight * self.source_mean
+            scored.append((self.evidence(rewards), weight))
+        self.source_weight = max(scored, key=lambda item: item[0])[1]
+        self.prior_mean = self.source_weight * self.source_mean
+
+    def _moment(self, target: np.ndarray, rows: np.ndarray, noise: float, prior: np.ndarray) -> np.ndarray:
+        """``rows' target`` plus the prior mean's pull, so that :meth:`_posterior`'s mean is the posterior mean."""
+        return rows.T @ target + noise * prior * self.prior_mean
+
+    def evidence(self, rewards: Sequence[float], noise: float | None = None, prior_pair: float | None = None) -> float:
+        """Log marginal likelihood of the normal scores of every sample added, under these hyperparameters
+        (None: the model's own), without the constant ``-n/2 log 2 pi``."""
         z = normal_scores(np.asarray(rewards, dtype=np.float64)[: self.count])
         rows = self._rows[: self.count]
+        noise = self.noise if noise is None else noise
         prior = self.prior.copy()
-        prior[self.features.pair_terms] = prior_pair
-        chol, mean = self._posterior(self.gram, rows.T @ z, noise, prior, np.float64)
+        if prior_pair is not None:
+            prior[self.features.pair_terms] = prior_pair
+        chol, mean = self._posterior(self.gram, self._moment(z, rows, noise, prior), noise, prior, np.float64)
         residual = z - rows @ mean
+        shift = mean - self.prior_mean
         return float(0.5 * np.log(prior).sum() - 0.5 * self.count * np.log(noise) - 0.5 * residual @ residual / noise
-                     - 0.5 * mean @ (prior * mean) - np.log(np.diag(chol)).sum())
+                     - 0.5 * shift @ (prior * shift) - np.log(np.diag(chol)).sum())
 
     def tune(self, rewards: Sequence[float], noises: Sequence[float], pair_priors: Sequence[float]) -> None:
         """Empirical Bayes: the (noise, prior_pair) of the grid with the largest evidence."""
@@ -243,7 +285,8 @@ class QuadraticModel:
             weights = np.full(self.count, outside_weight)
             weights[local] = 1.0
             target = weights * z
-        chol, mean = self._posterior(gram, rows.T @ target, self.noise, self.prior, np.float32)
+        chol, mean = self._posterior(gram, self._moment(target, rows, self.noise, self.prior), self.noise,
+                                     self.prior, np.float32)
         spread = sla.solve_triangular(chol.T, rng.standard_normal(len(mean)).astype(np.float32), lower=False,
                                       check_finite=False)
         return mean.astype(np.float64) + self.temperature * spread
@@ -252,7 +295,7 @@ class QuadraticModel:
     def _posterior(gram: np.ndarray, moment: np.ndarray, noise: float, prior: np.ndarray,
                    dtype: type) -> tuple[np.ndarray, np.ndarray]:
         """Cholesky factor of the posterior precision ``gram / noise + diag(prior)`` and the posterior mean,
-        given ``moment`` = ``rows' @ target``, computed in ``dtype``."""
+        given ``moment`` = ``rows' @ target`` (plus ``noise * prior * prior_mean``), computed in ``dtype``."""
         precision = (gram / noise).astype(dtype)
         precision[np.diag_indices_from(precision)] += prior.astype(dtype)
         chol = sla.cholesky(precision, lower=True, check_finite=False)
@@ -283,13 +326,16 @@ class ModelMoves:
     def __init__(self, prior_main: float = 1.0, prior_pair: float = 30.0, noise: float = 0.3,
                  temperature: float = 0.5, prob: float = 1.0, outside_weight: float = 1.0,
                  near_prob: float = 0.0, near_top: int = 3, evidence: bool = False,
-                 stall: float = 0.0, levels: str = "none", prior_levels: float = 30.0) -> None:
+                 stall: float = 0.0, levels: str = "none", prior_levels: float = 30.0,
+                 source_weight: str | float = "evidence") -> None:
         self.levels, self.prior_levels = levels, prior_levels
         self.prior_main, self.prior_pair, self.noise, self.temperature = prior_main, prior_pair, noise, temperature
         self.prob, self.outside_weight = prob, outside_weight
         self.near_prob, self.near_top = near_prob, near_top
         self.evidence = evidence
         self.stall = stall
+        self.source: tuple[list[Arch], np.ndarray] | None = None  # a warm start's samples (warm_start)
+        self.source_weight = source_weight  # "evidence" (chosen at each refit) or a fixed weight of their fit
         self.model: QuadraticModel | None = None  # the model of the encoding in use
         self.models: dict[str, QuadraticModel] = {}  # every encoding's, by the space's encoding name
         self.num_model = 0
@@ -297,6 +343,17 @@ class ModelMoves:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self.__dict__.setdefault("models", {})  # pickled before it existed: its one model is adopted by _sync
+        self.__dict__.setdefault("source", None)
+        self.__dict__.setdefault("source_weight", "evidence")
+
+    def warm_start(self, archs: Sequence[Arch], rewards: Sequence[float]) -> None:
+        """Samples of earlier runs over the same space: every model (one per encoding) centres its prior on
+        its fit to them. Before the first proposal only: the models are built with it."""
+        if self.models or self.model is not None:
+            raise RuntimeError("warm_start must come before the first proposal")
+        if len(archs) != len(rewards) or len(archs) == 0:
+            raise ValueError(f"warm_start needs as many rewards as architectures (got {len(archs)} and {len(rewards)}), at least one")
+        self.source = (list(archs), np.asarray(rewards, dtype=np.float64))
 
     def _sync(self, space: SearchSpace, rng: np.random.Generator, archs: Sequence[Arch]) -> QuadraticModel:
         key = getattr(space, "encoding", "")
@@ -307,6 +364,9 @@ class ModelMoves:
                 reference = space.features() if space.is_finite else draw_batch(space, rng, 4096)[1]
                 self.models[key] = QuadraticModel(QuadraticFeatures(reference, levels=self.levels), self.prior_main,
                                                   self.prior_pair, self.noise, self.temperature, self.prior_levels)
+                if self.source is not None:
+                    fixed = 1.0 if self.source_weight == "evidence" else float(self.source_weight)
+                    self.models[key].set_prior_mean(space.encode(self.source[0]), self.source[1], fixed)
         self.model = self.models[key]
         if self.model.count < len(archs):
             self.model.add(space.encode(archs[self.model.count :]))
@@ -404,8 +464,13 @@ class ModelMoves:
         models = list(self.models.values()) or ([self.model] if self.model is not None else [])  # old pickles: one
         for model in models:
             model.forget_local()
+        if self.source is not None and self.source_weight == "evidence":
+            self._sync(space, rng, archs).weigh_source(rewards)
         if self.evidence:
             self._sync(space, rng, archs).tune(rewards, (0.1, 0.2, 0.3, 0.5, 1.0), (3.0, 10.0, 30.0, 100.0))
 
     def stats(self) -> dict[str, Any]:
-        return {"model_samples": self.num_model}
+        stats: dict[str, Any] = {"model_samples": self.num_model}
+        if self.source is not None and self.model is not None:
+            stats["warm_start_weight"] = self.model.source_weight
+        return stats
