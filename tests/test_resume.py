@@ -119,6 +119,27 @@ def test_lanas_plus_resumes_under_the_encoding_it_chose(tmp_path, monkeypatch):
     assert summary_without_timing(out) == summary_without_timing(reference)
 
 
+def test_a_warm_started_run_resumes_to_the_uninterrupted_trace(tmp_path, monkeypatch):
+    # The earlier run's samples are read again at the resume; the model's prior comes from the checkpoint.
+    earlier = tmp_path / "earlier"
+    run(compose_config("searcher=lanas_plus", "dataset=cifar100", "budget=60", "stop_at_optimum=false",
+                       "trace_timing=false", "seed=2"), earlier)
+    warm = ["searcher=lanas_plus", f"warm_start={earlier}", "budget=80", "stop_at_optimum=false",
+            "trace_timing=false", "seed=3"]
+    reference = tmp_path / "reference"
+    run(compose_config(*warm), reference)
+    assert "warm_start_weight" in json.loads((reference / "summary.json").read_text())["searcher_stats"]
+    out = tmp_path / "resumed"
+    for calls in (25, 30):
+        with monkeypatch.context() as patch:
+            crash_at(patch, calls)
+            with pytest.raises(_Crash):
+                run(compose_config(*warm, "checkpoint_every=9"), out)
+    run(compose_config(*warm, "checkpoint_every=9"), out)
+    assert (out / "trace.csv").read_bytes() == (reference / "trace.csv").read_bytes()
+    assert summary_without_timing(out) == summary_without_timing(reference)
+
+
 def test_crash_inside_a_checkpoint_write_keeps_the_previous_one(reference, tmp_path, monkeypatch):
     original = os.replace
     count = {"n": 0}
