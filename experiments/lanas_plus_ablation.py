@@ -27,6 +27,7 @@ import numpy as np  # noqa: E402
 
 from lanas.app import prepare  # noqa: E402
 from lanas.checkpoint import LoopState  # noqa: E402
+from lanas.cli import error_line, one_line_error  # noqa: E402
 from lanas.config import build_searcher, compose_config  # noqa: E402
 from lanas.loop import search, searcher_seconds  # noqa: E402
 from perf.lanas_loop_speed import SyntheticPoolSpace, synthetic_rewards  # noqa: E402
@@ -206,11 +207,31 @@ VARIANTS: dict[str, list[str]] = {
 
 
 def parse_variant(spec: str) -> tuple[str, list[str]]:
-    """A named variant, or ``name:override,override`` for an ad-hoc one."""
-    if ":" in spec:
-        name, overrides = spec.split(":", 1)
-        return name, [o for o in overrides.split(",") if o]
-    return spec, VARIANTS[spec]
+    """A named variant, or ``name:override,override`` for an ad-hoc one (commas inside ``[...]`` belong to a
+    list value, e.g. ``warm_start=[a,b]``)."""
+    if ":" not in spec:
+        return spec, VARIANTS[spec]
+    name, text = spec.split(":", 1)
+    overrides, depth, start = [], 0, 0
+    for i, char in enumerate(text + ","):
+        depth += {"[": 1, "]": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            overrides.append(text[start:i])
+            start = i + 1
+    return name, [o for o in overrides if o]
+
+
+def check_variants(specs: list[str], datasets: list[str], extra: list[str]) -> None:
+    """Build every variant's run once on every dataset before any search: a bad override or ``warm_start``
+    stops here with one line (in a worker process, an exception Hydra raises cannot always be sent back,
+    and the pool would wait for it forever)."""
+    for spec in specs:
+        name, overrides = parse_variant(spec)
+        for dataset in datasets:
+            try:
+                prepare(compose_config(*overrides, *extra, *BENCHMARKS[dataset], "seed=0"))
+            except Exception as err:  # noqa: BLE001 - any failure to build is reported the same way
+                raise SystemExit(error_line(f"variant {name} on {dataset}: {one_line_error(err)}")) from None
 
 
 def run_one(args: tuple[list[str], str, int]) -> tuple[int | None, int, float]:
@@ -388,9 +409,10 @@ def main() -> None:
     if args.timing:
         time_variants(args.variants, args.datasets, seeds, args.timing)
         return
+    budget = [f"budget={args.budget}"] if args.budget else []
+    check_variants(args.variants, args.datasets, budget)
     print(f"seeds {args.seeds[0]}..{args.seeds[1] - 1} ({len(seeds)} per dataset)")
     print(f"{'variant':28s} {'dataset':15s} {'mean':>7s} {'SE':>6s} {'median':>7s} {'max':>6s} {'ms/sample':>9s}")
-    budget = [f"budget={args.budget}"] if args.budget else []
     with Pool(min(args.jobs, 2)) if args.jobs > 1 else _Serial() as pool:
         for spec in args.variants:
             name, overrides = parse_variant(spec)

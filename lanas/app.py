@@ -88,19 +88,19 @@ def make_rngs(seed: int) -> tuple[np.random.Generator, np.random.Generator]:
     return np.random.default_rng(searcher_seq), np.random.default_rng(eval_seq)
 
 
-def warm_start_samples(run_dirs: Any, space: SearchSpace) -> tuple[list[Arch], list[float]]:
-    """The architectures and rewards in the traces of ``run_dirs`` (earlier runs over ``space``, e.g. on
-    another data set). Architectures this run's space cannot hold (outside its budget) are left out, with a
-    notice; none at all, a missing trace or another space's strings are a ConfigError."""
+def warm_start_samples(run_dirs: Any, space: SearchSpace) -> list[tuple[list[Arch], list[float]]]:
+    """The architectures and rewards in the trace of each of ``run_dirs`` (earlier runs over ``space``, e.g. on
+    another data set), one pair per run: rewards of different runs need not share a scale. Architectures this
+    run's space cannot hold (outside its budget) are left out, with a notice; none at all, a missing trace or
+    another space's strings are a ConfigError."""
     if isinstance(run_dirs, str):
         run_dirs = [run_dirs]
     elif OmegaConf.is_list(run_dirs):
         run_dirs = OmegaConf.to_container(run_dirs, resolve=True)
     if not isinstance(run_dirs, list) or not all(isinstance(d, str) for d in run_dirs):
         raise ConfigError(f"warm_start must be a run directory or a list of them, got {run_dirs!r}")
-    archs: list[Arch] = []
-    rewards: list[float] = []
-    left_out = 0
+    runs: list[tuple[list[Arch], list[float]]] = []
+    left_out = kept = 0
     for run_dir in run_dirs:
         try:
             rows = read_trace_rewards(run_dir)
@@ -108,6 +108,8 @@ def warm_start_samples(run_dirs: Any, space: SearchSpace) -> tuple[list[Arch], l
             raise ConfigError(f"warm_start: {run_dir} has no {TRACE} (a run directory of run.py is expected)") from None
         except ValueError as err:
             raise ConfigError(f"warm_start: {err}") from None
+        archs: list[Arch] = []
+        rewards: list[float] = []
         for text, reward in rows:
             try:
                 archs.append(space.from_string(text))
@@ -117,12 +119,15 @@ def warm_start_samples(run_dirs: Any, space: SearchSpace) -> tuple[list[Arch], l
                 left_out += 1
                 continue
             rewards.append(reward)
-    if not archs:
+        if archs:
+            runs.append((archs, rewards))
+            kept += len(archs)
+    if not runs:
         raise ConfigError(f"warm_start: no architecture of {', '.join(run_dirs)} is in this run's space")
     if left_out:
-        print(f"warm_start: {left_out} of {left_out + len(archs)} earlier samples are outside this run's budget "
+        print(f"warm_start: {left_out} of {left_out + kept} earlier samples are outside this run's budget "
               "and left out", file=sys.stderr, flush=True)
-    return archs, rewards
+    return runs
 
 
 def prepare(cfg: DictConfig) -> tuple[SearchSpace, Evaluator, Searcher, RunInfo, np.random.Generator]:
@@ -143,9 +148,8 @@ def prepare(cfg: DictConfig) -> tuple[SearchSpace, Evaluator, Searcher, RunInfo,
     searcher_rng, eval_rng = make_rngs(seed)
     searcher: Searcher = build("searcher", cfg.searcher, space=space, rng=searcher_rng)
     if cfg.get("warm_start"):
-        archs, rewards = warm_start_samples(cfg.warm_start, space)
         try:
-            searcher.warm_start(archs, rewards)
+            searcher.warm_start(warm_start_samples(cfg.warm_start, space))
         except NotImplementedError:
             raise ConfigError(f"warm_start: searcher={group_name(cfg, 'searcher')} cannot learn from earlier runs; "
                               "searcher=lanas_plus can") from None

@@ -31,11 +31,11 @@ SEARCHERS = tuple(sorted(path.stem for path in (Path(CONF_DIR) / "searcher").glo
 
 
 def time_searcher(name: str, space: NASBench201Space, bench: NASBench201Benchmark, samples: int,
-                  seed: int, earlier: tuple[list, list] | None = None) -> np.ndarray:
-    """Cumulative searcher seconds after each sample (``earlier``: a warm start's architectures and rewards)."""
+                  seed: int, earlier: list[tuple[list, list]] | None = None) -> np.ndarray:
+    """Cumulative searcher seconds after each sample (``earlier``: a warm start's runs, architectures and rewards)."""
     searcher = build_searcher(name, space, np.random.default_rng(seed))
     if earlier is not None:
-        searcher.warm_start(*earlier)
+        searcher.warm_start(earlier)
     records = search(space, bench, searcher, np.random.default_rng(seed), samples, stop_at_optimum=False)
     return np.cumsum([record.searcher_s for record in records])
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from scipy.stats import multivariate_normal
 
+from experiments.lanas_plus_ablation import check_variants, parse_variant
 from lanas.app import ignored_keys, prepare, run, run_config, with_new_defaults
 from lanas.checkpoint import config_diff
 from lanas.benchmarks.nasbench201 import NASBench201Benchmark
@@ -51,7 +52,7 @@ def test_the_prior_is_centred_on_the_fit_to_the_earlier_samples(space):
     source = rng.choice(len(space), 200, replace=False)
     source_rewards = rng.random(200)
     model = QuadraticModel(features, noise=0.5, temperature=0.0)
-    model.set_prior_mean(space.encode(source), source_rewards)
+    model.set_prior_mean(space.encode(source), normal_scores(source_rewards))
     S = features(space.encode(source))
     prior = model.prior
     m0 = np.linalg.solve(S.T @ S / 0.5 + np.diag(prior), S.T @ normal_scores(source_rewards) / 0.5)
@@ -78,7 +79,7 @@ def test_the_runs_own_samples_weigh_the_source(space, sign, weight):
     rng = np.random.default_rng(5)
     model = QuadraticModel(QuadraticFeatures(space.features()))
     source = rng.choice(len(space), 300, replace=False)
-    model.set_prior_mean(space.encode(source), sign * table[source])
+    model.set_prior_mean(space.encode(source), normal_scores(sign * table[source]))
     archs = rng.choice(len(space), 30, replace=False)
     model.add(space.encode(archs))
     model.weigh_source(table[archs])
@@ -90,7 +91,7 @@ def test_the_evidence_is_the_marginal_likelihood_around_the_prior_mean(space):
     rng = np.random.default_rng(4)
     features = QuadraticFeatures(space.features())
     model = QuadraticModel(features, noise=0.3)
-    model.set_prior_mean(space.encode(rng.choice(len(space), 100, replace=False)), rng.random(100))
+    model.set_prior_mean(space.encode(rng.choice(len(space), 100, replace=False)), rng.standard_normal(100))
     archs = rng.choice(len(space), 30, replace=False)
     rewards = rng.random(30)
     model.add(space.encode(archs))
@@ -148,6 +149,19 @@ def test_a_fixed_source_weight_is_kept_and_a_bad_one_is_named(tmp_path, space):
         prepare(lanas_plus("searcher.model_source_weight=2"))
 
 
+def test_each_earlier_run_is_ranked_on_its_own(tmp_path, space):
+    """Two runs on data sets of different reward scales: pooled before ranking, every sample of the higher-scale
+    run would outrank every sample of the other. Each run's rewards become normal scores on their own."""
+    cells, rewards = table_sample(space, "cifar100", 40, seed=9)
+    other_cells, other_rewards = table_sample(space, "imagenet16-120", 40, seed=10)
+    first = write_trace(tmp_path / "first", cells, rewards)
+    second = write_trace(tmp_path / "second", other_cells, [r - 10.0 for r in other_rewards])  # another scale
+    searcher = prepare(lanas_plus(f"warm_start=[{first},{second}]"))[2]
+    archs, scores = searcher.model.source
+    assert archs == [space.from_string(c) for c in cells + other_cells]
+    assert np.allclose(scores, np.r_[normal_scores(np.array(rewards)), normal_scores(np.array(other_rewards))])
+
+
 def test_a_model_pickled_before_warm_starts_has_a_prior_centred_at_zero(space):
     model = QuadraticModel(QuadraticFeatures(space.features()))
     state = model.__dict__.copy()
@@ -196,3 +210,13 @@ def test_a_run_recorded_before_warm_starts_resumes_without_a_difference():
     # Other searchers' nodes get no LaNAS knob.
     random_search = run_config(compose_config("searcher=random"))
     assert with_new_defaults(random_search)["searcher"] == random_search["searcher"]
+
+
+def test_the_ablation_script_takes_a_list_of_earlier_runs_and_checks_variants_first(tmp_path, space):
+    assert parse_variant("both:searcher=lanas_plus,warm_start=[a,b],seed=1") == (
+        "both", ["searcher=lanas_plus", "warm_start=[a,b]", "seed=1"])
+    first = write_trace(tmp_path / "first", *table_sample(space, "cifar100", 30, seed=7))
+    second = write_trace(tmp_path / "second", *table_sample(space, "imagenet16-120", 30, seed=8))
+    check_variants([f"both:searcher=lanas_plus,warm_start=[{first},{second}]"], ["cifar10"], [])
+    with pytest.raises(SystemExit, match="variant nodir on cifar10: warm_start: .* has no trace.csv"):
+        check_variants([f"nodir:searcher=lanas_plus,warm_start={tmp_path / 'none'}"], ["cifar10"], [])

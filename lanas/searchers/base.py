@@ -80,9 +80,9 @@ class Searcher(ABC):
     def num_told(self) -> int:
         return len(self.rewards)
 
-    def warm_start(self, archs: Sequence[Arch], rewards: Sequence[float]) -> None:
-        """Learn from samples of earlier runs over the same space before the first proposal (the top-level
-        ``warm_start`` key). NotImplementedError: this searcher cannot."""
+    def warm_start(self, runs: Sequence[tuple[Sequence[Arch], Sequence[float]]]) -> None:
+        """Learn from the samples (architectures, rewards) of earlier runs over the same space before the first
+        proposal (the top-level ``warm_start`` key), one pair per run. NotImplementedError: this searcher cannot."""
         raise NotImplementedError(f"{type(self).__name__} cannot learn from earlier runs")
 
     def min_budget(self) -> int:

@@ -239,13 +239,13 @@ class LaNAS(Searcher):
         self.num_refits = 0
 
     # ------------------------------------------------------------------ public interface
-    def warm_start(self, archs: Sequence[Arch], rewards: Sequence[float]) -> None:
-        """The leaf model centres its prior on its fit to these samples of earlier runs (the tree learns
+    def warm_start(self, runs: Sequence[tuple[Sequence[Arch], Sequence[float]]]) -> None:
+        """The leaf model centres its prior on its fit to the samples of these earlier runs (the tree learns
         from this run's samples only)."""
         if self.model is None:
             raise ConfigError("warm_start needs searcher.leaf_model=quadratic (it moves the leaf model's prior); "
                               "searcher=lanas_plus has it")
-        self.model.warm_start(archs, rewards)
+        self.model.warm_start(runs)
 
     def min_budget(self) -> int:
         return self.init_samples

@@ -203,11 +203,12 @@ class QuadraticModel:
         if "prior_mean" not in state:  # pickled before warm starts: a prior centred at zero
             self.prior_mean = np.zeros(self.features.size)
 
-    def set_prior_mean(self, X: np.ndarray, rewards: Sequence[float], weight: float = 1.0) -> None:
+    def set_prior_mean(self, X: np.ndarray, scores: np.ndarray, weight: float = 1.0) -> None:
         """Centre the prior on ``weight`` times the posterior mean of this model fitted to other samples
-        (encodings ``X``, their ``rewards``; a warm start from earlier runs): closed form, their normal scores."""
+        (encodings ``X`` and the normal scores of their rewards, each run's ranked on its own; a warm start from
+        earlier runs): closed form."""
         rows = self.features(X)
-        z = normal_scores(np.asarray(rewards, dtype=np.float64))
+        z = np.asarray(scores, dtype=np.float64)
         precision = rows.T @ rows / self.noise
         precision[np.diag_indices_from(precision)] += self.prior
         self.source_mean = sla.solve(precision, rows.T @ z / self.noise, assume_a="pos", check_finite=False)
@@ -334,7 +335,7 @@ class ModelMoves:
         self.near_prob, self.near_top = near_prob, near_top
         self.evidence = evidence
         self.stall = stall
-        self.source: tuple[list[Arch], np.ndarray] | None = None  # a warm start's samples (warm_start)
+        self.source: tuple[list[Arch], np.ndarray] | None = None  # a warm start's samples and normal scores
         self.source_weight = source_weight  # "evidence" (chosen at each refit) or a fixed weight of their fit
         self.model: QuadraticModel | None = None  # the model of the encoding in use
         self.models: dict[str, QuadraticModel] = {}  # every encoding's, by the space's encoding name
@@ -346,14 +347,23 @@ class ModelMoves:
         self.__dict__.setdefault("source", None)
         self.__dict__.setdefault("source_weight", "evidence")
 
-    def warm_start(self, archs: Sequence[Arch], rewards: Sequence[float]) -> None:
-        """Samples of earlier runs over the same space: every model (one per encoding) centres its prior on
-        its fit to them. Before the first proposal only: the models are built with it."""
+    def warm_start(self, runs: Sequence[tuple[Sequence[Arch], Sequence[float]]]) -> None:
+        """Samples (architectures, rewards) of earlier runs over the same space: every model (one per encoding)
+        centres its prior on its fit to them. Each run's rewards become normal scores on their own (runs on other
+        data sets have other scales). Before the first proposal only: the models are built with it."""
         if self.models or self.model is not None:
             raise RuntimeError("warm_start must come before the first proposal")
-        if len(archs) != len(rewards) or len(archs) == 0:
-            raise ValueError(f"warm_start needs as many rewards as architectures (got {len(archs)} and {len(rewards)}), at least one")
-        self.source = (list(archs), np.asarray(rewards, dtype=np.float64))
+        archs: list[Arch] = []
+        scores: list[np.ndarray] = []
+        for run_archs, run_rewards in runs:
+            if len(run_archs) != len(run_rewards) or len(run_archs) == 0:
+                raise ValueError(f"warm_start needs as many rewards as architectures, at least one per run "
+                                 f"(got {len(run_archs)} and {len(run_rewards)})")
+            archs.extend(run_archs)
+            scores.append(normal_scores(np.asarray(run_rewards, dtype=np.float64)))
+        if not archs:
+            raise ValueError("warm_start needs at least one earlier run")
+        self.source = (archs, np.concatenate(scores))
 
     def _sync(self, space: SearchSpace, rng: np.random.Generator, archs: Sequence[Arch]) -> QuadraticModel:
         key = getattr(space, "encoding", "")
