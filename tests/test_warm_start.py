@@ -165,7 +165,7 @@ def test_each_earlier_run_is_ranked_on_its_own(tmp_path, space):
 def test_a_model_pickled_before_warm_starts_has_a_prior_centred_at_zero(space):
     model = QuadraticModel(QuadraticFeatures(space.features()))
     state = model.__dict__.copy()
-    del state["prior_mean"]
+    del state["source_mean"], state["source_weight"]
     old = QuadraticModel.__new__(QuadraticModel)
     old.__setstate__(state)
     assert old.prior_mean.shape == (old.features.size,) and not old.prior_mean.any()

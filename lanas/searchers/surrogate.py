@@ -181,7 +181,8 @@ class QuadraticModel:
         self.prior = np.full(features.size, prior_main)
         self.prior[features.pair_terms] = prior_pair
         self.prior[features.level_terms] = prior_levels
-        self.prior_mean = np.zeros(features.size)  # moved by a warm start (set_prior_mean)
+        self.source_mean = np.zeros(features.size)  # a warm start's fit (set_prior_mean); the prior mean is
+        self.source_weight = 1.0  # source_weight * source_mean
         self.gram = np.zeros((features.size, features.size))
         self._rows = np.zeros((64, features.size))  # grown by doubling: adding a sample is O(p^2), not O(n p)
         self.count = 0
@@ -200,8 +201,12 @@ class QuadraticModel:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        if "prior_mean" not in state:  # pickled before warm starts: a prior centred at zero
-            self.prior_mean = np.zeros(self.features.size)
+        if "source_mean" not in state:  # pickled before warm starts: a prior centred at zero
+            self.source_mean, self.source_weight = np.zeros(self.features.size), 1.0
+
+    @property
+    def prior_mean(self) -> np.ndarray:
+        return self.source_weight * self.source_mean
 
     def set_prior_mean(self, X: np.ndarray, scores: np.ndarray, weight: float = 1.0) -> None:
         """Centre the prior on ``weight`` times the posterior mean of this model fitted to other samples
@@ -213,32 +218,34 @@ class QuadraticModel:
         precision[np.diag_indices_from(precision)] += self.prior
         self.source_mean = sla.solve(precision, rows.T @ z / self.noise, assume_a="pos", check_finite=False)
         self.source_weight = weight
-        self.prior_mean = weight * self.source_mean
 
     def weigh_source(self, rewards: Sequence[float], weights: Sequence[float] = SOURCE_WEIGHTS) -> None:
         """Scale the warm start's prior mean by the weight under which this run's own samples are most likely
         (largest evidence; ties to the larger weight): a source that misleads is turned down as soon as the
-        samples say so."""
-        scored = []
-        for weight in sorted(weights, reverse=True):
-            self.prior_mean = weight * self.source_mean
-            scored.append((self.evidence(rewards), weight))
-        self.source_weight = max(scored, key=lambda item: item[0])[1]
-        self.prior_mean = self.source_weight * self.source_mean
+        samples say so. The weight moves only the posterior mean (linearly), so one factorisation serves all."""
+        z = normal_scores(np.asarray(rewards, dtype=np.float64)[: self.count])
+        rows = self._rows[: self.count]
+        chol, unpulled = self._posterior(self.gram, rows.T @ z, self.noise, self.prior, np.float64)
+        pull = sla.cho_solve((chol, True), self.prior * self.source_mean, check_finite=False)  # per unit of weight
+
+        def evidence_terms(weight: float) -> float:  # the terms of evidence() that depend on the weight
+            mean = unpulled + weight * pull
+            residual, shift = z - rows @ mean, mean - weight * self.source_mean
+            return -0.5 * residual @ residual / self.noise - 0.5 * shift @ (self.prior * shift)
+
+        self.source_weight = max(sorted(weights, reverse=True), key=evidence_terms)
 
     def _moment(self, target: np.ndarray, rows: np.ndarray, noise: float, prior: np.ndarray) -> np.ndarray:
         """``rows' target`` plus the prior mean's pull, so that :meth:`_posterior`'s mean is the posterior mean."""
         return rows.T @ target + noise * prior * self.prior_mean
 
-    def evidence(self, rewards: Sequence[float], noise: float | None = None, prior_pair: float | None = None) -> float:
-        """Log marginal likelihood of the normal scores of every sample added, under these hyperparameters
-        (None: the model's own), without the constant ``-n/2 log 2 pi``."""
+    def evidence(self, rewards: Sequence[float], noise: float, prior_pair: float) -> float:
+        """Log marginal likelihood of the normal scores of every sample added, under these hyperparameters,
+        without the constant ``-n/2 log 2 pi``."""
         z = normal_scores(np.asarray(rewards, dtype=np.float64)[: self.count])
         rows = self._rows[: self.count]
-        noise = self.noise if noise is None else noise
         prior = self.prior.copy()
-        if prior_pair is not None:
-            prior[self.features.pair_terms] = prior_pair
+        prior[self.features.pair_terms] = prior_pair
         chol, mean = self._posterior(self.gram, self._moment(z, rows, noise, prior), noise, prior, np.float64)
         residual = z - rows @ mean
         shift = mean - self.prior_mean
