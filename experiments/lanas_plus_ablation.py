@@ -7,6 +7,7 @@
     python -m experiments.lanas_plus_ablation --trace 20 --variants lanas --datasets cifar10    # one run's tree
     python -m experiments.lanas_plus_ablation --where --variants lanas_plus_v1 --datasets cifar10 --seeds 0 30
     python -m experiments.lanas_plus_ablation --fit-table --datasets cifar10 cifar100 imagenet16-120 nb101-20k
+    python -m experiments.lanas_plus_ablation --phases --variants lanas_plus --datasets cifar10 --seeds 0 100
 
 Each run builds the searcher exactly as ``run.py`` would (the composed Hydra config through
 ``lanas.app.prepare``), then runs the loop's core (``lanas.loop.search``) without writing files until
@@ -319,6 +320,54 @@ def where_samples_go(spec: str, dataset: str, seeds: range, checkpoints: tuple[i
                   f"{m[4]:8.0f} (med {med[4]:5.0f})")
 
 
+def first_reached(ranks: np.ndarray, distances: np.ndarray, ks: tuple[int, ...]) -> tuple[list[float], float, int]:
+    """For one run's samples in order: the sample (1-based) that first reached a top-``k`` cell (table rank below
+    ``k``) for each ``k`` (nan if none), the first that is a neighbour of the optimum (``distances`` == 1; nan if
+    none), and how many neighbours came before the optimum (or in all, if the run never reached it)."""
+    ranks, distances = np.asarray(ranks), np.asarray(distances)
+    first = [float(np.argmax(ranks < k) + 1) if (ranks < k).any() else float("nan") for k in ks]
+    neighbour = float(np.argmax(distances == 1) + 1) if (distances == 1).any() else float("nan")
+    before = distances if not (ranks == 0).any() else distances[: int(np.argmax(ranks == 0))]
+    return first, neighbour, int((before == 1).sum())
+
+
+def phases(spec: str, dataset: str, seeds: range, budget: int,
+           ks: tuple[int, ...] = (1, 2, 5, 10, 20, 50, 100)) -> None:
+    """When a variant's runs first evaluate one of the table's k best cells, and a neighbour of the optimum (one
+    decision changed: one op of a one-hot cell, one value of a grid), before the optimum itself: how much of a
+    run is spent finding the good region, and how much picking the optimum out of it (round 14)."""
+    space, evaluator, _, _, eval_rng = prepare(compose_config(*BENCHMARKS[dataset], "seed=0"))
+    rewards = np.asarray(evaluator.query(list(range(len(space))), eval_rng), dtype=np.float64)
+    rank = np.empty(len(rewards), dtype=np.int64)
+    rank[np.argsort(-rewards, kind="stable")] = np.arange(len(rewards))
+    optimum = int(evaluator.optimal_archs()[0])
+    rank[optimum] = 0  # ties at the top: the optimum the searches are scored by is rank 0
+    features = space.features()
+    differ = (np.abs(features - features[optimum]) > 1e-6).sum(axis=1)
+    one_change = 2 if np.isin(features, (0, 1)).all() else 1  # one-hot: a changed op flips two columns
+    distance = np.where(differ == 0, 0, np.where(differ <= one_change, 1, 2))
+    rows, neighbours, before = [], [], []
+    for seed in seeds:
+        cfg = compose_config(*parse_variant(spec)[1], *BENCHMARKS[dataset], f"seed={seed}")
+        space, evaluator, searcher, info, eval_rng = prepare(cfg)
+        for record in search(space, evaluator, searcher, eval_rng, budget):
+            if record.optimal:
+                break
+        archs = np.asarray(searcher.archs, dtype=np.int64)
+        first, neighbour, count = first_reached(rank[archs], distance[archs], ks)
+        rows.append(first)
+        neighbours.append(neighbour)
+        before.append(count)
+    rows_array = np.array(rows)
+    print(f"{parse_variant(spec)[0]} on {dataset}, seeds {seeds.start}..{seeds.stop - 1}, budget {budget}: "
+          "the sample that first reached a top-k cell (mean / median over the runs that did; runs that did not)")
+    for column, k in enumerate(ks):
+        hits = rows_array[:, column]
+        print(f"  top {k:4d}: {np.nanmean(hits):7.1f} / {np.nanmedian(hits):6.1f}  ({int(np.isnan(hits).sum())} did not)")
+    print(f"  a neighbour of the optimum: {np.nanmean(neighbours):.1f} / {np.nanmedian(neighbours):.1f}; "
+          f"neighbours evaluated before the optimum: {np.mean(before):.1f} on average")
+
+
 def fit_whole_table(dataset: str) -> None:
     """How well each model family can rank the optimum at all: fitted to every cell of the table."""
     from lanas.searchers.surrogate import QuadraticFeatures, normal_scores
@@ -391,6 +440,8 @@ def main() -> None:
     parser.add_argument("--timing-synthetic", action="store_true", help="only time both on a 423,624-cell pool")
     parser.add_argument("--where", action="store_true", help="only tabulate where the first variant's samples go")
     parser.add_argument("--fit-table", action="store_true", help="only fit each model family to the whole table")
+    parser.add_argument("--phases", action="store_true",
+                        help="only tabulate when the first variant's runs first reach the table's k best cells")
     args = parser.parse_args()
     if args.timing_synthetic:
         time_synthetic_pool()
@@ -401,6 +452,9 @@ def main() -> None:
         return
     if args.where:
         where_samples_go(args.variants[0], args.datasets[0], range(*args.seeds))
+        return
+    if args.phases:
+        phases(args.variants[0], args.datasets[0], range(*args.seeds), args.budget or 1500)
         return
     if args.trace is not None:
         trace_optimum(args.variants[0], args.datasets[0], args.trace)
