@@ -223,17 +223,25 @@ ADDED_KEYS: dict[str, Any] = {"workers": 1, "engine": "auto", "simulated_seconds
                               "warm_start": []}
 
 
-# Likewise for knobs added to the LaNAS searcher class (a recorded searcher node with a ``leaf_model`` is one).
+# Likewise for knobs added to the LaNAS searcher class (a recorded searcher node with a ``leaf_model`` is one)
+# and to search spaces (by their ``_target_``).
 ADDED_LANAS_KEYS: dict[str, Any] = {"model_source_weight": "evidence"}
+ADDED_SPACE_KEYS: dict[str, dict[str, Any]] = {
+    "lanas.spaces.hpo.HPOGridSpace": {"encoding": "ordinal"},
+    "lanas.spaces.nasbench201.NASBench201Space": {"encoding": "onehot"},
+}
 
 
 def with_new_defaults(saved: dict[str, Any]) -> dict[str, Any]:
     """``saved`` (a recorded run config) with :data:`ADDED_KEYS` (and :data:`ADDED_LANAS_KEYS` in a LaNAS
-    searcher node) it lacks set to their old behaviour."""
+    searcher node, :data:`ADDED_SPACE_KEYS` in its search space's node) it lacks set to their old behaviour."""
     config = {**ADDED_KEYS, **saved}
     searcher = config.get("searcher")
     if isinstance(searcher, dict) and "leaf_model" in searcher:
         config["searcher"] = {**ADDED_LANAS_KEYS, **searcher}
+    space = config.get("search_space")
+    if isinstance(space, dict) and space.get("_target_") in ADDED_SPACE_KEYS:
+        config["search_space"] = {**ADDED_SPACE_KEYS[space["_target_"]], **space}
     return config
 
 
