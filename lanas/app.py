@@ -225,7 +225,7 @@ ADDED_KEYS: dict[str, Any] = {"workers": 1, "engine": "auto", "simulated_seconds
 
 # Likewise for knobs added to the LaNAS searcher class (a recorded searcher node with a ``leaf_model`` is one)
 # and to search spaces (by their ``_target_``).
-ADDED_LANAS_KEYS: dict[str, Any] = {"model_source_weight": "evidence"}
+ADDED_LANAS_KEYS: dict[str, Any] = {"model_source_weight": "evidence", "model_op_counts": False}
 ADDED_SPACE_KEYS: dict[str, dict[str, Any]] = {
     "lanas.spaces.hpo.HPOGridSpace": {"encoding": "ordinal"},
     "lanas.spaces.nasbench201.NASBench201Space": {"encoding": "onehot"},

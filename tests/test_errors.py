@@ -136,6 +136,10 @@ BAD_RUN_SETTINGS: list[tuple[tuple[str, ...], str]] = [
     (("warm_start=/nonexistent/lanas-run",), "warm_start: /nonexistent/lanas-run has no trace.csv"),
     (("searcher=lanas_plus", "searcher.model_source_weight=2"),
      "searcher.model_source_weight (evidence or a number) must be <= 1.0, got 2.0"),
+    (("search_space.encoding=dead",), "search_space.encoding='dead' is unknown; allowed: onehot, live"),
+    (("searcher=lanas_plus", "searcher.model_op_counts=true", "benchmark=fcnet"),
+     "searcher.model_op_counts=true needs a space whose decisions choose from one shared set of ops (nasbench201, "
+     "nasbench101); search_space=fcnet has none"),
 ]
 
 

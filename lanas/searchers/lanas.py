@@ -158,6 +158,7 @@ class LaNAS(Searcher):
         model_levels: str = "none",
         model_prior_levels: float = 30.0,
         model_source_weight: str | float = "evidence",
+        model_op_counts: bool = False,
         encoding: str = "space",
         virtual_loss: float = 0.75,
         candidate_batch: int = 1000,
@@ -206,7 +207,11 @@ class LaNAS(Searcher):
             source_weight=(model_source_weight if model_source_weight == "evidence" else
                            require_float("searcher.model_source_weight (evidence or a number)", model_source_weight,
                                          0.0, 1.0)),
+            op_counts=require_bool("searcher.model_op_counts", model_op_counts),
         )
+        if model.op_counts and space.op_blocks() is None:
+            raise ConfigError(f"searcher.model_op_counts=true needs a space whose decisions choose from one shared set "
+                              f"of ops (nasbench201, nasbench101); search_space={space.name} has none")
         self.model = model if leaf_model == "quadratic" else None
         self.encoding_choice = require_choice("searcher.encoding", encoding, ENCODING_CHOICES)
         if self.encoding_choice == "evidence" and self.model is None:

@@ -70,7 +70,10 @@ class QuadraticFeatures:
     encodings (NAS-Bench-201, NAS-Bench-101) have no such column and are unchanged.
     """
 
-    def __init__(self, reference: np.ndarray, max_size: int = MAX_FEATURES, levels: str = "none") -> None:
+    _counts: np.ndarray | None = None  # (dim, options): column -> its option, for the option counts (op_blocks)
+
+    def __init__(self, reference: np.ndarray, max_size: int = MAX_FEATURES, levels: str = "none",
+                 op_blocks: np.ndarray | None = None) -> None:
         reference = np.asarray(reference, dtype=np.float64)
         if len(reference) > MAX_REFERENCE_ROWS:  # an evenly spaced subset: deterministic, no generator needed
             reference = reference[np.linspace(0, len(reference) - 1, MAX_REFERENCE_ROWS).astype(np.int64)]
@@ -87,6 +90,19 @@ class QuadraticFeatures:
         if self.levels and self.num_pairs == 0:  # the indicators cost the pairs: keep the columns as they are
             self.levels = {}
             self._choose_pairs(reference, max_size)
+        if op_blocks is not None and not self.levels:
+            self._add_counts(np.asarray(op_blocks, dtype=np.int64))
+
+    def _add_counts(self, op_blocks: np.ndarray) -> None:
+        """One more feature per option: how many of the decisions in ``op_blocks`` (rows: decisions, columns: the
+        encoding column of each option) chose it. Linear in the encoding, so with the main effects it is a prior
+        under which each option's effect has a part shared by every decision (an op's effect on any edge)."""
+        self._counts = np.zeros((self.dim, op_blocks.shape[1]))
+        for option in range(op_blocks.shape[1]):
+            self._counts[op_blocks[:, option], option] = 1.0
+        extra = np.zeros(op_blocks.shape[1], dtype=bool)
+        self.level_terms = np.concatenate([self.level_terms, extra])
+        self.pair_terms = np.concatenate([self.pair_terms, extra])  # the counts' prior is the main effects'
 
     def _lay_out(self, width: int) -> None:
         """Where each expanded column comes from: ``_origin`` (the encoding column), ``_kind`` (0 a column kept
@@ -143,7 +159,7 @@ class QuadraticFeatures:
 
     @property
     def size(self) -> int:
-        return 1 + self.dim + len(self.i)
+        return 1 + self.dim + len(self.i) + (0 if self._counts is None else self._counts.shape[1])
 
     @property
     def num_pairs(self) -> int:
@@ -151,7 +167,10 @@ class QuadraticFeatures:
 
     def __call__(self, X: np.ndarray) -> np.ndarray:
         X = self.expand(np.asarray(X, dtype=np.float64))
-        return np.hstack([np.ones((len(X), 1)), X, X[:, self.i] * X[:, self.j]])
+        columns = [np.ones((len(X), 1)), X, X[:, self.i] * X[:, self.j]]
+        if self._counts is not None:
+            columns.append(X @ self._counts)
+        return np.hstack(columns)
 
     def score(self, X: np.ndarray, w: np.ndarray) -> np.ndarray:
         """``self(X) @ w`` as ``w0 + X w_main + rowsum((X W) * X)``: no pairwise matrix for the candidates.
@@ -162,8 +181,12 @@ class QuadraticFeatures:
             X = X.astype(np.float64)
         X = self.expand(X)
         W = np.zeros((self.dim, self.dim), dtype=X.dtype)
-        W[self.i, self.j] = w[1 + self.dim :]
-        return w[0] + X @ w[1 : 1 + self.dim].astype(X.dtype) + np.einsum("ij,ij->i", X @ W, X)
+        pairs_end = 1 + self.dim + len(self.i)
+        W[self.i, self.j] = w[1 + self.dim : pairs_end]
+        main = w[1 : 1 + self.dim]
+        if self._counts is not None:  # the counts are linear in X: fold their weights into the main effects
+            main = main + self._counts @ w[pairs_end:]
+        return w[0] + X @ main.astype(X.dtype) + np.einsum("ij,ij->i", X @ W, X)
 
 
 class QuadraticModel:
@@ -335,8 +358,9 @@ class ModelMoves:
                  temperature: float = 0.5, prob: float = 1.0, outside_weight: float = 1.0,
                  near_prob: float = 0.0, near_top: int = 3, evidence: bool = False,
                  stall: float = 0.0, levels: str = "none", prior_levels: float = 30.0,
-                 source_weight: str | float = "evidence") -> None:
+                 source_weight: str | float = "evidence", op_counts: bool = False) -> None:
         self.levels, self.prior_levels = levels, prior_levels
+        self.op_counts = op_counts
         self.prior_main, self.prior_pair, self.noise, self.temperature = prior_main, prior_pair, noise, temperature
         self.prob, self.outside_weight = prob, outside_weight
         self.near_prob, self.near_top = near_prob, near_top
@@ -353,6 +377,7 @@ class ModelMoves:
         self.__dict__.setdefault("models", {})  # pickled before it existed: its one model is adopted by _sync
         self.__dict__.setdefault("source", None)
         self.__dict__.setdefault("source_weight", "evidence")
+        self.__dict__.setdefault("op_counts", False)
 
     def warm_start(self, runs: Sequence[tuple[Sequence[Arch], Sequence[float]]]) -> None:
         """Samples (architectures, rewards) of earlier runs over the same space: every model (one per encoding)
@@ -379,8 +404,10 @@ class ModelMoves:
                 self.models[key] = self.model
             else:
                 reference = space.features() if space.is_finite else draw_batch(space, rng, 4096)[1]
-                self.models[key] = QuadraticModel(QuadraticFeatures(reference, levels=self.levels), self.prior_main,
-                                                  self.prior_pair, self.noise, self.temperature, self.prior_levels)
+                blocks = space.op_blocks() if self.op_counts else None
+                self.models[key] = QuadraticModel(QuadraticFeatures(reference, levels=self.levels, op_blocks=blocks),
+                                                  self.prior_main, self.prior_pair, self.noise, self.temperature,
+                                                  self.prior_levels)
                 if self.source is not None:
                     fixed = 1.0 if self.source_weight == "evidence" else float(self.source_weight)
                     self.models[key].set_prior_mean(space.encode(self.source[0]), self.source[1], fixed)

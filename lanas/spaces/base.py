@@ -63,6 +63,12 @@ class SearchSpace(ABC):
         these and the space itself. None by default."""
         return {}
 
+    def op_blocks(self) -> np.ndarray | None:
+        """Encoding columns of the decisions that choose from one shared set of options, as a (decisions, options)
+        array (NAS-Bench-201: the op of each edge, one of the same 5 ops), or None; for a model whose options
+        have effects shared across decisions (``lanas_plus``'s ``model_op_counts``)."""
+        return None
+
     # A fixed sequence of decisions that builds an architecture (optional). Searchers over a
     # hand-designed action space (MCTS) need it; spaces without one return None.
     def decisions(self) -> list[int] | None:

@@ -80,6 +80,9 @@ class SubsetSpace(FiniteSearchSpace):
             raise InvalidArchitectureError(f"{text!r} is outside this run's space ({self.why or 'a subset'})")
         return arch
 
+    def op_blocks(self) -> np.ndarray | None:
+        return self.base.op_blocks()
+
     def decisions(self) -> list[int] | None:
         return self.base.decisions()
 
@@ -145,6 +148,9 @@ class FeasibleSpace(SearchSpace):
         if not self.feasible([arch])[0]:
             raise InvalidArchitectureError(f"{text!r} does not meet {self.constraints.describe()}")
         return arch
+
+    def op_blocks(self) -> np.ndarray | None:
+        return self.base.op_blocks()
 
     def decisions(self) -> list[int] | None:
         return self.base.decisions()

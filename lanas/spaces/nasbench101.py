@@ -77,6 +77,10 @@ class NASBench101Space(FiniteSearchSpace):
     def dim(self) -> int:
         return NUM_EDGE_BITS + INTERIOR * len(OPS)
 
+    def op_blocks(self) -> np.ndarray:
+        """Every interior vertex chooses among the same 3 ops (one-hot after the edge bits; absent vertices: none)."""
+        return NUM_EDGE_BITS + np.arange(INTERIOR * len(OPS)).reshape(INTERIOR, len(OPS))
+
     def full_position(self, arch: int | np.ndarray) -> np.ndarray:
         arch = np.asarray(arch, dtype=np.int64)
         return arch if self.positions is None else self.positions[arch]

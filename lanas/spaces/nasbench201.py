@@ -76,6 +76,10 @@ class NASBench201Space(FiniteSearchSpace):
         np.put_along_axis(onehot, ops[..., None], 1.0, axis=2)
         return onehot.reshape(len(self), -1)
 
+    def op_blocks(self) -> np.ndarray:
+        """Every edge chooses among the same 5 ops (one-hot columns 5 e .. 5 e + 4), under either encoding."""
+        return np.arange(NUM_EDGES * NUM_OPS).reshape(NUM_EDGES, NUM_OPS)
+
     def decisions(self) -> list[int]:
         """The op of edge 1, then edge 2, ... (edge order of the cell string)."""
         return [NUM_OPS] * NUM_EDGES
