@@ -31,6 +31,7 @@ from lanas.checkpoint import LoopState  # noqa: E402
 from lanas.cli import error_line, one_line_error  # noqa: E402
 from lanas.config import build_searcher, compose_config  # noqa: E402
 from lanas.loop import search, searcher_seconds  # noqa: E402
+from lanas.spaces.base import FiniteSearchSpace  # noqa: E402
 from perf.lanas_loop_speed import SyntheticPoolSpace, synthetic_rewards  # noqa: E402
 
 DATASETS = ("cifar10", "cifar100", "imagenet16-120")
@@ -320,6 +321,14 @@ def where_samples_go(spec: str, dataset: str, seeds: range, checkpoints: tuple[i
                   f"{m[4]:8.0f} (med {med[4]:5.0f})")
 
 
+def whole_table(dataset: str) -> tuple[FiniteSearchSpace, np.ndarray, int]:
+    """The benchmark's space, the reward of every architecture in its pool, and the optimum the searches are
+    scored by."""
+    space, evaluator, _, _, eval_rng = prepare(compose_config(*BENCHMARKS[dataset], "seed=0"))
+    rewards = np.asarray(evaluator.query(list(range(len(space))), eval_rng), dtype=np.float64)
+    return space, rewards, int(evaluator.optimal_archs()[0])
+
+
 def first_reached(ranks: np.ndarray, distances: np.ndarray, ks: tuple[int, ...]) -> tuple[list[float], float, int]:
     """For one run's samples in order: the sample (1-based) that first reached a top-``k`` cell (table rank below
     ``k``) for each ``k`` (nan if none), the first that is a neighbour of the optimum (``distances`` == 1; nan if
@@ -336,13 +345,11 @@ def phases(spec: str, dataset: str, seeds: range, budget: int,
     """When a variant's runs first evaluate one of the table's k best cells, and a neighbour of the optimum (one
     decision changed: one op of a one-hot cell, one value of a grid), before the optimum itself: how much of a
     run is spent finding the good region, and how much picking the optimum out of it (round 14)."""
-    space, evaluator, _, _, eval_rng = prepare(compose_config(*BENCHMARKS[dataset], "seed=0"))
-    rewards = np.asarray(evaluator.query(list(range(len(space))), eval_rng), dtype=np.float64)
+    table, rewards, optimum = whole_table(dataset)
     rank = np.empty(len(rewards), dtype=np.int64)
     rank[np.argsort(-rewards, kind="stable")] = np.arange(len(rewards))
-    optimum = int(evaluator.optimal_archs()[0])
     rank[optimum] = 0  # ties at the top: the optimum the searches are scored by is rank 0
-    features = space.features()
+    features = table.features()
     differ = (np.abs(features - features[optimum]) > 1e-6).sum(axis=1)
     one_change = 2 if np.isin(features, (0, 1)).all() else 1  # one-hot: a changed op flips two columns
     distance = np.where(differ == 0, 0, np.where(differ <= one_change, 1, 2))
@@ -350,9 +357,8 @@ def phases(spec: str, dataset: str, seeds: range, budget: int,
     for seed in seeds:
         cfg = compose_config(*parse_variant(spec)[1], *BENCHMARKS[dataset], f"seed={seed}")
         space, evaluator, searcher, info, eval_rng = prepare(cfg)
-        for record in search(space, evaluator, searcher, eval_rng, budget):
-            if record.optimal:
-                break
+        for _ in search(space, evaluator, searcher, eval_rng, budget):  # stops at the optimum
+            pass
         archs = np.asarray(searcher.archs, dtype=np.int64)
         first, neighbour, count = first_reached(rank[archs], distance[archs], ks)
         rows.append(first)
@@ -372,10 +378,8 @@ def fit_whole_table(dataset: str) -> None:
     """How well each model family can rank the optimum at all: fitted to every cell of the table."""
     from lanas.searchers.surrogate import QuadraticFeatures, normal_scores
 
-    space, evaluator, _, _, eval_rng = prepare(compose_config(*BENCHMARKS[dataset], "seed=0"))
+    space, rewards, optimum = whole_table(dataset)
     features = space.features().astype(np.float64)
-    rewards = evaluator.query(list(range(len(space))), eval_rng)
-    optimum = int(evaluator.optimal_archs()[0])
     families = [("main effects", np.hstack([np.ones((len(features), 1)), features])),
                 ("pairwise", QuadraticFeatures(features)(features))]
     levels = QuadraticFeatures(features, levels="replace")
