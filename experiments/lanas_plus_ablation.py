@@ -95,23 +95,26 @@ MODEL_ROUNDS: dict[str, list[str]] = {
     "w_main0.3": [*W01, "searcher.model_prior_main=0.3"],
     "w_main3": [*W01, "searcher.model_prior_main=3"],
 }
+# Rounds 9-14 varied the preset as it was before round 15 made NAS-Bench-201's live encoding and the op counts its
+# defaults; their variants keep that base so that they reproduce the tables (HPO grids: the same preset either way).
+BEFORE_R15 = ["searcher=lanas_plus", "searcher.space_encodings.nasbench201=onehot", "searcher.model_op_counts=false"]
 # Round 9, after the used-up-leaf fix (a leaf without candidates hands over to the model in the nearest
 # region; before, to LaNAS's uniform draw): the preset itself and its nearest rivals again.
 MODEL_ROUNDS.update({
-    "fix_h4": ["searcher=lanas_plus", "searcher.tree_height=4"],
-    "fix_h2": ["searcher=lanas_plus", "searcher.tree_height=2"],
-    "fix_w0.3": ["searcher=lanas_plus", "searcher.model_outside_weight=0.3"],
+    "fix_h4": [*BEFORE_R15, "searcher.tree_height=4"],
+    "fix_h2": [*BEFORE_R15, "searcher.tree_height=2"],
+    "fix_w0.3": [*BEFORE_R15, "searcher.model_outside_weight=0.3"],
 })
 # Round 10: the preset's remaining weak spots. CIFAR-10's tail (knobs of the tree) and FCNet parkinsons (the
 # model's features: one indicator per grid level, model_levels; neighbours of the best samples by columns changed).
-LEVELS = ["searcher=lanas_plus", "searcher.model_levels=replace"]
+LEVELS = [*BEFORE_R15, "searcher.model_levels=replace"]
 LEVELS_H2 = [*LEVELS, "searcher.tree_height=2"]
 MODEL_ROUNDS.update({
-    "init20": ["searcher=lanas_plus", "searcher.init_samples=20"],
-    "refit40": ["searcher=lanas_plus", "searcher.refit_every=40"],
-    "refit5": ["searcher=lanas_plus", "searcher.refit_every=5"],
-    "split_regression": ["searcher=lanas_plus", "searcher.split=regression"],
-    "tree_raw": ["searcher=lanas_plus", "searcher.reward_transform=none"],
+    "init20": [*BEFORE_R15, "searcher.init_samples=20"],
+    "refit40": [*BEFORE_R15, "searcher.refit_every=40"],
+    "refit5": [*BEFORE_R15, "searcher.refit_every=5"],
+    "split_regression": [*BEFORE_R15, "searcher.split=regression"],
+    "tree_raw": [*BEFORE_R15, "searcher.reward_transform=none"],
     "levels": LEVELS,
     "levels_w1": [*LEVELS, "searcher.model_outside_weight=1"],
     "levels_h1": [*LEVELS, "searcher.tree_height=1"],
@@ -125,16 +128,16 @@ MODEL_ROUNDS.update({
     "levels_h2_t0.3": [*LEVELS_H2, "searcher.model_temperature=0.3"],
     "levels_h2_t0.7": [*LEVELS_H2, "searcher.model_temperature=0.7"],
     "levels_h2_near0.3": [*LEVELS_H2, "searcher.model_near_prob=0.3"],
-    **{f"levels_add{p}": ["searcher=lanas_plus", "searcher.model_levels=add", f"searcher.model_prior_levels={p}"]
+    **{f"levels_add{p}": [*BEFORE_R15, "searcher.model_levels=add", f"searcher.model_prior_levels={p}"]
        for p in (10, 30, 100)},
-    "near0.3": ["searcher=lanas_plus", "searcher.model_near_prob=0.3"],
-    "near0.5_top1": ["searcher=lanas_plus", "searcher.model_near_prob=0.5", "searcher.model_near_top=1"],
+    "near0.3": [*BEFORE_R15, "searcher.model_near_prob=0.3"],
+    "near0.5_top1": [*BEFORE_R15, "searcher.model_near_prob=0.5", "searcher.model_near_top=1"],
 })
 # Round 11: the grid's values as unordered categories for the tree and the model alike (search_space.encoding=onehot,
 # HPO grids only), and its model priors. lanas_plus itself now picks the encoding by evidence at each refit.
-ONEHOT = ["searcher=lanas_plus", "search_space.encoding=onehot", "searcher.encoding=space"]
+ONEHOT = [*BEFORE_R15, "search_space.encoding=onehot", "searcher.encoding=space"]
 MODEL_ROUNDS.update({
-    "encoding_space": ["searcher=lanas_plus", "searcher.encoding=space"],  # lanas_plus before round 11
+    "encoding_space": [*BEFORE_R15, "searcher.encoding=space"],  # lanas_plus before round 11
     "onehot": ONEHOT,
     "onehot_h2": [*ONEHOT, "searcher.tree_height=2"],
     "onehot_main0.3": [*ONEHOT, "searcher.model_prior_main=0.3"],
@@ -203,8 +206,9 @@ VARIANTS: dict[str, list[str]] = {
     "plus": [PLUS],
     "lanas_plus_v1": [PLUS],
     **MODEL_ROUNDS,
-    # today's preset (= m_h3_w0.1)
+    # today's preset (round 15: NAS-Bench-201's live encoding and op counts), and the one before it (= m_h3_w0.1)
     "lanas_plus": ["searcher=lanas_plus"],
+    "lanas_plus_r14": BEFORE_R15,
 }
 
 

@@ -45,10 +45,15 @@ def run_dir(resume: str | None, default: str) -> str:
 OmegaConf.register_new_resolver("lanas.run_dir", run_dir, replace=True)
 
 
+# Keys of a config node that are read by the config itself (interpolations, summaries), not by its class.
+CONFIG_ONLY_KEYS = ("name", "_partial_", "space_encodings")
+
+
 def build(group: str, node: DictConfig | dict | None, **extra: Any) -> Any:
     """Instantiate ``node['_target_']`` with the node's other keys, rejecting unknown ones by name.
 
-    Keys listed in a node's ``_meta_`` (e.g. a searcher's display ``name``) are not passed on.
+    The keys in :data:`CONFIG_ONLY_KEYS` (a searcher's display ``name``, the ``space_encodings`` its preset
+    asks the search space for) are not passed on.
     """
     if node is None:
         raise ConfigError(f"config group '{group}' is not set")
@@ -56,7 +61,7 @@ def build(group: str, node: DictConfig | dict | None, **extra: Any) -> Any:
     target = params.pop("_target_", None)
     if target is None:
         raise ConfigError(f"config group '{group}' has no _target_")
-    for key in ("name", "_partial_"):
+    for key in CONFIG_ONLY_KEYS:
         params.pop(key, None)
     cls = get_class(target)
     signature = inspect.signature(cls)
@@ -213,8 +218,9 @@ def ignored_keys(config: dict[str, Any]) -> tuple[str, ...]:
     extra = config.get("resume_ignore") or []
     if not isinstance(extra, list) or not all(isinstance(key, str) for key in extra):
         raise ConfigError(f"resume_ignore must be a list of config keys, got {extra!r}")
-    # threads: how many CPU threads torch uses changes the speed, not the result.
-    return (*RESULT_NEUTRAL_KEYS, "threads", "evaluator.threads", *extra)
+    # threads: how many CPU threads torch uses changes the speed, not the result. searcher.space_encodings only
+    # sets search_space.encoding's default, and the encoding in use is compared there.
+    return (*RESULT_NEUTRAL_KEYS, "threads", "evaluator.threads", "searcher.space_encodings", *extra)
 
 
 # Keys added to conf/config.yaml after runs were recorded, with the value that reproduces those runs:

@@ -140,6 +140,10 @@ BAD_RUN_SETTINGS: list[tuple[tuple[str, ...], str]] = [
     (("searcher=lanas_plus", "searcher.model_op_counts=true", "benchmark=fcnet"),
      "searcher.model_op_counts=true needs a space whose decisions choose from one shared set of ops (nasbench201, "
      "nasbench101); search_space=fcnet has none"),
+    (("searcher=lanas_plus", "searcher.model_op_counts=maybe"),
+     "searcher.model_op_counts must be auto, true or false, got 'maybe'"),
+    (("searcher=lanas_plus", "searcher.space_encodings.nasbench201=dead"),
+     "search_space.encoding='dead' is unknown; allowed: onehot, live"),
 ]
 
 

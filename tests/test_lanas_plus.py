@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy.stats import rankdata
 
-from lanas.app import run
+from lanas.app import CONFIG_ONLY_KEYS, run
 from lanas.benchmarks.nasbench201 import NASBench201Benchmark
 from lanas.config import compose_config
 from lanas.errors import ConfigError
@@ -29,7 +29,7 @@ def preset(name: str = "lanas_plus_v1") -> dict:
     These tests check lanas_plus_v1's knobs (rank-scaled rewards, classifier split, local moves), which
     today's lanas_plus keeps but for the local moves; its model is tested in tests/test_surrogate.py."""
     node = compose_config(f"searcher={name}").searcher
-    return {k: v for k, v in node.items() if not k.startswith("_") and k != "name"}
+    return {k: v for k, v in node.items() if not k.startswith("_") and k not in CONFIG_ONLY_KEYS}
 
 
 PLUS = preset()

@@ -70,19 +70,34 @@ def test_a_space_pickled_before_encodings_is_onehot():
     assert pickle.loads(pickle.dumps(space)).encoding == "onehot"
 
 
+def test_lanas_plus_asks_for_the_live_encoding_and_the_others_keep_onehot():
+    def encoding(*overrides: str) -> str:
+        return prepare(compose_config(*overrides))[0].encoding
+
+    assert encoding() == "onehot"  # run.py's default searcher, lanas: the paper's encoding
+    assert encoding("searcher=lanas_plus_v1") == "onehot"
+    assert encoding("searcher=bo") == "onehot"
+    assert encoding("searcher=lanas_plus") == "live"
+    assert encoding("searcher=lanas_plus", "search_space.encoding=onehot") == "onehot"  # set: it wins
+    assert encoding("searcher=lanas_plus", "searcher.space_encodings.nasbench201=onehot") == "onehot"
+    assert encoding("searcher=lanas", "+searcher.space_encodings.nasbench201=live") == "live"
+    # recorded resolved, so that a run resumes under the encoding it ran with
+    assert run_config(compose_config("searcher=lanas_plus"))["search_space"]["encoding"] == "live"
+
+
 def test_lanas_plus_searches_under_the_live_encoding():
     def proposals(*overrides: str) -> list[int]:
         space, evaluator, searcher, info, eval_rng = prepare(compose_config("searcher=lanas_plus", "seed=3", *overrides))
         return [int(record.arch) for record in search(space, evaluator, searcher, eval_rng, 40)]
 
-    live = proposals("search_space.encoding=live")
-    assert live == proposals("search_space.encoding=live")  # reproducible
-    assert live != proposals()  # the model sees other features once it chooses
-    assert live[:10] == proposals()[:10]  # the initial uniform draws do not depend on the encoding
+    live = proposals()
+    assert live == proposals("search_space.encoding=live")  # the preset's default, reproducible
+    assert live != proposals("search_space.encoding=onehot")  # the model sees other features once it chooses
+    assert live[:10] == proposals("search_space.encoding=onehot")[:10]  # the initial draws ignore the encoding
 
 
 def test_runs_recorded_before_the_key_still_resume():
-    current = run_config(compose_config("searcher=lanas_plus"))
+    current = run_config(compose_config("searcher=lanas_plus", "search_space.encoding=onehot"))
     old = {**current, "search_space": {k: v for k, v in current["search_space"].items() if k != "encoding"}}
     assert config_diff(old, current, ignored_keys(current))
     assert config_diff(with_new_defaults(old), current, ignored_keys(current)) == []

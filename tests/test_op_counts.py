@@ -48,27 +48,41 @@ def test_features_pickled_before_the_counts_have_none(space):
     assert restored.size == plain.size and restored._counts is None
 
 
-def test_lanas_plus_with_counts_is_reproducible_and_differs():
-    def proposals(*overrides: str) -> list[int]:
-        space, evaluator, searcher, info, eval_rng = prepare(compose_config("searcher=lanas_plus", "seed=2", *overrides))
-        return [int(record.arch) for record in search(space, evaluator, searcher, eval_rng, 40)]
+def proposals(*overrides: str) -> list[int]:
+    space, evaluator, searcher, info, eval_rng = prepare(compose_config("searcher=lanas_plus", "seed=2", *overrides))
+    return [int(record.arch) for record in search(space, evaluator, searcher, eval_rng, 40)]
 
-    counted = proposals("searcher.model_op_counts=true")
-    assert counted == proposals("searcher.model_op_counts=true")
-    assert counted != proposals()
-    assert counted[:10] == proposals()[:10]  # the initial uniform draws
+
+def test_lanas_plus_counts_ops_by_default_where_the_space_has_them():
+    counted = proposals()
+    assert counted == proposals("searcher.model_op_counts=true")  # auto on NAS-Bench-201: counted
+    assert counted != proposals("searcher.model_op_counts=false")
+    assert counted[:10] == proposals("searcher.model_op_counts=false")[:10]  # the initial uniform draws
+
+
+def test_auto_counts_nothing_on_a_space_without_shared_ops():
+    def fcnet(*overrides: str) -> list[int]:
+        space, evaluator, searcher, info, eval_rng = prepare(
+            compose_config("searcher=lanas_plus", "benchmark=fcnet", "seed=2", *overrides))
+        assert searcher.model.op_counts is False
+        return [int(record.arch) for record in search(space, evaluator, searcher, eval_rng, 30)]
+
+    assert fcnet() == fcnet("searcher.model_op_counts=false")
 
 
 def test_counts_need_a_space_with_shared_ops():
     with pytest.raises(ConfigError, match="searcher.model_op_counts=true needs a space whose decisions choose from one "
                                           "shared set of ops .*search_space=fcnet has none"):
         prepare(compose_config("searcher=lanas_plus", "searcher.model_op_counts=true", "benchmark=fcnet"))
-    with pytest.raises(ConfigError, match="searcher.model_op_counts"):
+    with pytest.raises(ConfigError, match="searcher.model_op_counts must be auto, true or false, got 'maybe'"):
         prepare(compose_config("searcher=lanas_plus", "searcher.model_op_counts=maybe"))
 
 
 def test_runs_recorded_before_the_knob_still_resume():
-    current = run_config(compose_config("searcher=lanas_plus"))
+    current = run_config(compose_config("searcher=lanas_plus", "searcher.model_op_counts=false"))
     old = {**current, "searcher": {k: v for k, v in current["searcher"].items() if k != "model_op_counts"}}
     assert config_diff(old, current, ignored_keys(current))
     assert config_diff(with_new_defaults(old), current, ignored_keys(current)) == []
+    # under today's preset (auto) the difference is named, so the run is not resumed with another model
+    today = run_config(compose_config("searcher=lanas_plus"))
+    assert any("model_op_counts" in line for line in config_diff(with_new_defaults(old), today, ignored_keys(today)))

@@ -105,10 +105,13 @@ def test_the_evidence_is_the_marginal_likelihood_around_the_prior_mean(space):
 
 def test_warm_start_from_the_same_table_finds_the_optimum_sooner(tmp_path, space):
     source = write_trace(tmp_path / "earlier", *table_sample(space, "cifar10", 2000, seed=0))
-    plain = [run(lanas_plus(f"seed={seed}"), tmp_path / f"plain{seed}")["samples_to_optimum"] for seed in (0, 3)]
-    warm = [run(lanas_plus(f"seed={seed}", f"warm_start={source}"), tmp_path / f"warm{seed}")["samples_to_optimum"]
-            for seed in (0, 3)]
-    assert sum(warm) <= 0.6 * sum(plain)  # measured: 77 against 164
+    seeds = range(8)
+    plain = [run(lanas_plus(f"seed={seed}"), tmp_path / f"plain{seed}")["samples_to_optimum"] for seed in seeds]
+    warm = [run(lanas_plus(f"seed={seed}", f"warm_start={source}", "searcher.model_source_weight=1"),
+                tmp_path / f"warm{seed}")["samples_to_optimum"] for seed in seeds]
+    # Measured: 288 against 372 (the cold runs of today's preset need 32-74; the first 10 samples of every run
+    # are uniform draws).
+    assert sum(warm) <= 0.85 * sum(plain)
 
 
 def test_a_warm_started_run_is_reproducible_and_resumes_with_its_prior(tmp_path, space):

@@ -158,7 +158,7 @@ class LaNAS(Searcher):
         model_levels: str = "none",
         model_prior_levels: float = 30.0,
         model_source_weight: str | float = "evidence",
-        model_op_counts: bool = False,
+        model_op_counts: bool | str = False,
         encoding: str = "space",
         virtual_loss: float = 0.75,
         candidate_batch: int = 1000,
@@ -191,6 +191,12 @@ class LaNAS(Searcher):
         self.size_bonus = require_float("searcher.size_bonus", size_bonus, 0.0)
         # Every model knob is checked even without a model: a typo should not wait for leaf_model=quadratic.
         leaf_model = require_choice("searcher.leaf_model", leaf_model, LEAF_MODELS)
+        if model_op_counts == "auto":  # lanas_plus: wherever the space declares shared ops
+            op_counts = space.op_blocks() is not None
+        elif isinstance(model_op_counts, bool) or type(model_op_counts).__name__ == "bool_":
+            op_counts = bool(model_op_counts)
+        else:
+            raise ConfigError(f"searcher.model_op_counts must be auto, true or false, got {model_op_counts!r}")
         model = ModelMoves(
             prior_main=require_float("searcher.model_prior_main", model_prior_main, 1e-9),
             prior_pair=require_float("searcher.model_prior_pair", model_prior_pair, 1e-9),
@@ -207,7 +213,7 @@ class LaNAS(Searcher):
             source_weight=(model_source_weight if model_source_weight == "evidence" else
                            require_float("searcher.model_source_weight (evidence or a number)", model_source_weight,
                                          0.0, 1.0)),
-            op_counts=require_bool("searcher.model_op_counts", model_op_counts),
+            op_counts=op_counts,
         )
         if model.op_counts and space.op_blocks() is None:
             raise ConfigError(f"searcher.model_op_counts=true needs a space whose decisions choose from one shared set "
