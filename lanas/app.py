@@ -45,8 +45,10 @@ def run_dir(resume: str | None, default: str) -> str:
 OmegaConf.register_new_resolver("lanas.run_dir", run_dir, replace=True)
 
 
+# A searcher preset's request for a search-space encoding, read only by conf/search_space/*.yaml's defaults.
+SPACE_ENCODINGS_KEY = "space_encodings"
 # Keys of a config node that are read by the config itself (interpolations, summaries), not by its class.
-CONFIG_ONLY_KEYS = ("name", "_partial_", "space_encodings")
+CONFIG_ONLY_KEYS = ("name", "_partial_", SPACE_ENCODINGS_KEY)
 
 
 def build(group: str, node: DictConfig | dict | None, **extra: Any) -> Any:
@@ -220,7 +222,7 @@ def ignored_keys(config: dict[str, Any]) -> tuple[str, ...]:
         raise ConfigError(f"resume_ignore must be a list of config keys, got {extra!r}")
     # threads: how many CPU threads torch uses changes the speed, not the result. searcher.space_encodings only
     # sets search_space.encoding's default, and the encoding in use is compared there.
-    return (*RESULT_NEUTRAL_KEYS, "threads", "evaluator.threads", "searcher.space_encodings", *extra)
+    return (*RESULT_NEUTRAL_KEYS, "threads", "evaluator.threads", f"searcher.{SPACE_ENCODINGS_KEY}", *extra)
 
 
 # Keys added to conf/config.yaml after runs were recorded, with the value that reproduces those runs:

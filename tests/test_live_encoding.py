@@ -14,6 +14,8 @@ from lanas.errors import ConfigError
 from lanas.loop import search
 from lanas.spaces.nasbench201 import EDGES, NASBench201Space, index_to_ops, live_ops, ops_to_index
 
+from helpers import recorded_without, resume_differences
+
 NONE, SKIP, CONV1, CONV3, POOL = range(5)
 
 
@@ -98,12 +100,11 @@ def test_lanas_plus_searches_under_the_live_encoding():
 
 def test_runs_recorded_before_the_key_still_resume():
     current = run_config(compose_config("searcher=lanas_plus", "search_space.encoding=onehot"))
-    old = {**current, "search_space": {k: v for k, v in current["search_space"].items() if k != "encoding"}}
+    old = recorded_without(current, "search_space", "encoding")
     assert config_diff(old, current, ignored_keys(current))
-    assert config_diff(with_new_defaults(old), current, ignored_keys(current)) == []
+    assert resume_differences(old, current) == []
     fcnet = run_config(compose_config("benchmark=fcnet"))
-    old_fcnet = {**fcnet, "search_space": {k: v for k, v in fcnet["search_space"].items() if k != "encoding"}}
-    assert config_diff(with_new_defaults(old_fcnet), fcnet, ignored_keys(fcnet)) == []
+    assert resume_differences(recorded_without(fcnet, "search_space", "encoding"), fcnet) == []
     # a recorded live run is not turned back
     live = run_config(compose_config("search_space.encoding=live"))
     assert with_new_defaults(live)["search_space"]["encoding"] == "live"

@@ -7,13 +7,15 @@ import pickle
 import numpy as np
 import pytest
 
-from lanas.app import ignored_keys, prepare, run_config, with_new_defaults
+from lanas.app import ignored_keys, prepare, run_config
 from lanas.checkpoint import config_diff
 from lanas.config import compose_config
 from lanas.errors import ConfigError
 from lanas.loop import search
 from lanas.searchers.surrogate import QuadraticFeatures
 from lanas.spaces.nasbench201 import NASBench201Space, index_to_ops
+
+from helpers import recorded_without, resume_differences
 
 
 @pytest.fixture(scope="module")
@@ -80,9 +82,9 @@ def test_counts_need_a_space_with_shared_ops():
 
 def test_runs_recorded_before_the_knob_still_resume():
     current = run_config(compose_config("searcher=lanas_plus", "searcher.model_op_counts=false"))
-    old = {**current, "searcher": {k: v for k, v in current["searcher"].items() if k != "model_op_counts"}}
+    old = recorded_without(current, "searcher", "model_op_counts")
     assert config_diff(old, current, ignored_keys(current))
-    assert config_diff(with_new_defaults(old), current, ignored_keys(current)) == []
+    assert resume_differences(old, current) == []
     # under today's preset (auto) the difference is named, so the run is not resumed with another model
     today = run_config(compose_config("searcher=lanas_plus"))
-    assert any("model_op_counts" in line for line in config_diff(with_new_defaults(old), today, ignored_keys(today)))
+    assert any("model_op_counts" in line for line in resume_differences(old, today))
