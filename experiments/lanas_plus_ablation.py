@@ -344,11 +344,26 @@ def first_reached(ranks: np.ndarray, distances: np.ndarray, ks: tuple[int, ...])
     return first, neighbour, int((before == 1).sum())
 
 
+def best_became_neighbour(rewards: np.ndarray, distances: np.ndarray) -> float:
+    """For one run's samples in order: the sample (1-based) from which the best sample so far is a neighbour of the
+    optimum (``distances`` == 1), counted before the optimum itself; nan if that never happens (round 16)."""
+    rewards, distances = np.asarray(rewards, dtype=np.float64), np.asarray(distances)
+    end = int(np.argmax(distances == 0)) if (distances == 0).any() else len(distances)
+    if end == 0:
+        return float("nan")
+    running = np.maximum.accumulate(rewards[:end])
+    new_best = np.r_[True, running[1:] > running[:-1]]
+    best = np.maximum.accumulate(np.where(new_best, np.arange(end), 0))  # index of the best sample so far
+    hit = distances[best] == 1
+    return float(np.argmax(hit) + 1) if hit.any() else float("nan")
+
+
 def phases(spec: str, dataset: str, seeds: range, budget: int,
            ks: tuple[int, ...] = (1, 2, 5, 10, 20, 50, 100)) -> None:
     """When a variant's runs first evaluate one of the table's k best cells, and a neighbour of the optimum (one
     decision changed: one op of a one-hot cell, one value of a grid), before the optimum itself: how much of a
-    run is spent finding the good region, and how much picking the optimum out of it (round 14)."""
+    run is spent finding the good region, and how much picking the optimum out of it (round 14); and from which
+    sample the best sample so far is such a neighbour, how long before the optimum (round 16)."""
     table, rewards, optimum = whole_table(dataset)
     rank = np.empty(len(rewards), dtype=np.int64)
     rank[np.argsort(-rewards, kind="stable")] = np.arange(len(rewards))
@@ -357,7 +372,7 @@ def phases(spec: str, dataset: str, seeds: range, budget: int,
     differ = (np.abs(features - features[optimum]) > 1e-6).sum(axis=1)
     one_change = 2 if np.isin(features, (0, 1)).all() else 1  # one-hot: a changed op flips two columns
     distance = np.where(differ == 0, 0, np.where(differ <= one_change, 1, 2))
-    rows, neighbours, before = [], [], []
+    rows, neighbours, before, best_next, found = [], [], [], [], []
     for seed in seeds:
         cfg = compose_config(*parse_variant(spec)[1], *BENCHMARKS[dataset], f"seed={seed}")
         space, evaluator, searcher, info, eval_rng = prepare(cfg)
@@ -368,6 +383,8 @@ def phases(spec: str, dataset: str, seeds: range, budget: int,
         rows.append(first)
         neighbours.append(neighbour)
         before.append(count)
+        best_next.append(best_became_neighbour(searcher.rewards, distance[archs]))
+        found.append(first[0])
     rows_array = np.array(rows)
     print(f"{parse_variant(spec)[0]} on {dataset}, seeds {seeds.start}..{seeds.stop - 1}, budget {budget}: "
           "the sample that first reached a top-k cell (mean / median over the runs that did; runs that did not)")
@@ -376,6 +393,13 @@ def phases(spec: str, dataset: str, seeds: range, budget: int,
         print(f"  top {k:4d}: {np.nanmean(hits):7.1f} / {np.nanmedian(hits):6.1f}  ({int(np.isnan(hits).sum())} did not)")
     print(f"  a neighbour of the optimum: {np.nanmean(neighbours):.1f} / {np.nanmedian(neighbours):.1f}; "
           f"neighbours evaluated before the optimum: {np.mean(before):.1f} on average")
+    best_next, found = np.array(best_next), np.array(found)
+    both = ~np.isnan(best_next) & ~np.isnan(found)
+    if both.any():
+        gap = found[both] - best_next[both]
+        print(f"  the best sample a neighbour of the optimum before it: in {int(both.sum())} of {len(found)} runs, "
+              f"from sample {np.mean(best_next[both]):.1f} / {np.median(best_next[both]):.1f}, "
+              f"{np.mean(gap):.1f} / {np.median(gap):.1f} samples before the optimum (max {int(gap.max())})")
 
 
 def fit_whole_table(dataset: str) -> None:
