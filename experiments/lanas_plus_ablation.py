@@ -384,7 +384,8 @@ def phases(spec: str, dataset: str, seeds: range, budget: int,
         neighbours.append(neighbour)
         before.append(count)
         best_next.append(best_became_neighbour(searcher.rewards, distance[archs]))
-        found.append(first[0])
+        at_optimum = rank[archs] == 0  # not first[0]: ks need not start at 1
+        found.append(float(np.argmax(at_optimum) + 1) if at_optimum.any() else float("nan"))
     rows_array = np.array(rows)
     print(f"{parse_variant(spec)[0]} on {dataset}, seeds {seeds.start}..{seeds.stop - 1}, budget {budget}: "
           "the sample that first reached a top-k cell (mean / median over the runs that did; runs that did not)")
