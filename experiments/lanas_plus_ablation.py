@@ -209,6 +209,12 @@ VARIANTS: dict[str, list[str]] = {
     # today's preset (round 15: NAS-Bench-201's live encoding and op counts), and the one before it (= m_h3_w0.1)
     "lanas_plus": ["searcher=lanas_plus"],
     "lanas_plus_r14": BEFORE_R15,
+    # round 17: the tree's height and UCB constant on today's preset, and round 11's one-hot values without a tree
+    **{f"r17_h{height}": ["searcher=lanas_plus", f"searcher.tree_height={height}"] for height in (1, 2)},
+    **{f"r17_cp{cp}": ["searcher=lanas_plus", f"searcher.Cp={cp}"] for cp in (0.01, 0.03)},
+    **{f"r17_t{t}": ["searcher=lanas_plus", f"searcher.model_temperature={t}"] for t in (0.25, 0.35)},
+    "r17_w1": ["searcher=lanas_plus", "searcher.model_outside_weight=1"],
+    "onehot_h1": [*ONEHOT, "searcher.tree_height=1"],
 }
 
 
